@@ -1,0 +1,1 @@
+"""The `meeting-elt` CLI, ready-made pipelines and orchestration glue."""

@@ -1,0 +1,172 @@
+"""`meeting-elt`: run, demo and check. The CLI owns the terminal; sources only log.
+
+click parses arguments (well kept, already a dlt dependency); rich draws progress and the
+summary tables (only when stdout is a terminal; plain lines otherwise, for cron logs).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sources._common.report import get_report
+
+from . import registry
+from .runner import DEFAULT_DUCKDB_FILE, RunResult, explain, run_source
+
+console = Console(highlight=False)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+@contextmanager
+def progress(name: str):
+    """A live line with the request count while a source runs (terminals only)."""
+    if not console.is_terminal:
+        console.print(f"{name}: loading…")
+        yield
+        return
+    stop = threading.Event()
+    started = time.monotonic()
+    with console.status(f"{name}: starting…") as status:
+        def tick() -> None:
+            while not stop.wait(0.25):
+                report = get_report(name)
+                done = report.requests if report else 0
+                status.update(f"{name}: {done} requests, {time.monotonic() - started:.0f}s")
+
+        thread = threading.Thread(target=tick, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+def print_summary(result: RunResult) -> None:
+    """Tables and rows, requests, what was skipped and why, what waits for the next run."""
+    report = result.report
+    state = "[green]ok[/]" if result.ok else "[red]FAILED[/]"
+    console.print(f"\n[bold]{result.source}[/] {state} in {result.seconds:.1f}s"
+                  + (f", {report.requests} requests ({report.retries} retried)" if report else ""))
+    if result.error:
+        console.print(f"  [red]error:[/] {result.error}")
+    if result.rows:
+        table = Table("table", "rows loaded", box=None, padding=(0, 2))
+        for name, rows in sorted(result.rows.items()):
+            table.add_row(name, str(rows))
+        console.print(table)
+    elif result.ok:
+        console.print("  nothing new to load")
+    if result.deleted_marked:
+        console.print(f"  marked deleted: {result.deleted_marked} rows (deleted_at)")
+    if report:
+        for table_name, why in sorted(report.skipped.items()):
+            console.print(f"  [yellow]skipped[/] {table_name}: {why}")
+        for what, note in report.waiting.items():
+            console.print(f"  [cyan]next run[/] {what}: {note}")
+        for warning in report.warnings:
+            console.print(f"  [yellow]warning[/] {warning}")
+
+
+@click.group()
+@click.version_option(package_name="meeting-elt")
+def main() -> None:
+    """Load meeting-intelligence APIs into DuckDB or any dlt destination."""
+
+
+def _destination_options(fn: Any) -> Any:
+    fn = click.option("--destination", default="duckdb", show_default=True,
+                      help="any dlt destination name (credentials from .dlt/secrets.toml)")(fn)
+    fn = click.option("--duckdb-file", default=DEFAULT_DUCKDB_FILE, show_default=True,
+                      help="the DuckDB file, when the destination is duckdb")(fn)
+    fn = click.option("--pipelines-dir", default=None, help="where dlt keeps pipeline state")(fn)
+    return fn
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--dataset", default=None, help="dataset name (default: the source's name)")
+@_destination_options
+def run(sources: tuple[str, ...], dataset: str | None, destination: str, duckdb_file: str,
+        pipelines_dir: str | None) -> None:
+    """Load SOURCES (e.g. meetric_partner convo) incrementally."""
+    for name in sources:
+        if name not in registry.SOURCES:
+            raise click.UsageError(f"unknown source '{name}'; known: {', '.join(sorted(registry.SOURCES))}")
+    failed = False
+    for name in sources:
+        with progress(name):
+            result = run_source(name, destination=destination, duckdb_path=duckdb_file,
+                                dataset_name=dataset if len(sources) == 1 else None,
+                                pipelines_dir=pipelines_dir)
+        print_summary(result)
+        failed |= not result.ok
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@main.command()
+@click.option("--duckdb-file", default="demo.duckdb", show_default=True)
+@click.option("--pipelines-dir", default=None, help="where dlt keeps pipeline state")
+@click.option("--sources", "only", default=None, help="comma-separated subset of sources")
+def demo(duckdb_file: str, pipelines_dir: str | None, only: str | None) -> None:
+    """Start every simulator on loopback and load them all into DUCKDB_FILE."""
+    import duckdb
+
+    names = only.split(",") if only else list(registry.SOURCES)
+    pipelines_dir = pipelines_dir or str(Path(duckdb_file).resolve().parent / ".demo_pipelines")
+    failed = False
+    for name in names:
+        entry = registry.get(name)
+        sim = entry.simulator_class()(**entry.demo_simulator_kwargs)
+        sim.start()
+        try:
+            with progress(name):
+                result = run_source(name, duckdb_path=duckdb_file, pipelines_dir=pipelines_dir,
+                                    **entry.demo_config(sim))
+        finally:
+            sim.stop()
+        print_summary(result)
+        failed |= not result.ok
+    with duckdb.connect(duckdb_file, read_only=True) as con:
+        tables = con.execute(
+            "select schema_name, table_name, estimated_size from duckdb_tables() "
+            "where table_name not like '_dlt%' order by 1, 2").fetchall()
+    console.print(f"\n[bold]{len(tables)} tables in {duckdb_file}[/] — try:")
+    console.print(f"  duckdb {duckdb_file} \"select title, status, date from meetric_partner.conversations "
+                  "order by date desc limit 5\"")
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@main.command()
+@click.argument("source")
+def check(source: str) -> None:
+    """Verify SOURCE's credentials and list which tables its scopes allow."""
+    try:
+        entry = registry.get(source)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    from dlt.common.configuration.inject import with_config
+
+    try:
+        access = with_config(entry.check(), sections=("sources", source))()
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        console.print(f"[red]{source}: check failed:[/] {explain(exc)}")
+        sys.exit(EXIT_FAILED)
+    table = Table("table", "access", box=None, padding=(0, 2))
+    for name, why in sorted(access.items()):
+        table.add_row(name, "[green]ok[/]" if why is None else f"[yellow]no[/] — {why}")
+    console.print(f"[bold]{source}[/]: credentials ok")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

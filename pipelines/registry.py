@@ -1,0 +1,56 @@
+"""Every source the CLI knows: its dlt source, its access check, and its demo simulator.
+
+A new source adds one `SourceEntry` here; nothing else in the CLI changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    name: str
+    module: str  # the package that holds `<name>` and `check`
+    simulator: str  # "module:Class" of its simulator
+    # source kwargs that point the source at a started simulator, for `demo`
+    demo_config: Callable[[Any], dict[str, Any]]
+    demo_simulator_kwargs: dict[str, Any]
+
+    def source(self) -> Callable:
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def check(self) -> Callable:
+        return importlib.import_module(self.module).check
+
+    def simulator_class(self) -> type:
+        module, cls = self.simulator.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+SOURCES: dict[str, SourceEntry] = {}
+
+
+def register(entry: SourceEntry) -> None:
+    SOURCES[entry.name] = entry
+
+
+register(SourceEntry(
+    name="meetric_partner",
+    module="sources.meetric_partner",
+    simulator="simulators.meetric_partner:MeetricPartnerSimulator",
+    demo_config=lambda sim: {"base_url": sim.base_url, "api_token": sim.token,
+                             "http": {"requests_per_minute": 0, "concurrency": 4}},
+    demo_simulator_kwargs={"conversations": 120, "requests_per_minute": None},
+))
+
+
+def get(name: str) -> SourceEntry:
+    """The entry for `name`, or a ValueError listing the known sources."""
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise ValueError(f"unknown source '{name}'; known: {', '.join(sorted(SOURCES))}") from None

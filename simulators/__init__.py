@@ -1,0 +1,16 @@
+"""Local simulators of the vendor APIs, served over real HTTP on loopback.
+
+`SIMULATORS` maps a source name to its simulator class; `python -m simulators NAME` serves
+one in its own process (for benchmarks and the demo).
+"""
+
+from __future__ import annotations
+
+from .base import Faults, SimClock, Simulator
+from .meetric_partner import MeetricPartnerSimulator
+
+SIMULATORS: dict[str, type[Simulator]] = {
+    "meetric_partner": MeetricPartnerSimulator,
+}
+
+__all__ = ["SIMULATORS", "Faults", "SimClock", "Simulator", "MeetricPartnerSimulator"]

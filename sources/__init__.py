@@ -1,0 +1,1 @@
+"""dlt sources for meeting-intelligence APIs, one package per API."""

@@ -1,0 +1,1 @@
+"""Shared machinery for every meeting-elt source: HTTP, auth, pagination, errors, state."""

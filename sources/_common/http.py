@@ -1,0 +1,293 @@
+"""The one HTTP layer every source uses: retries, pacing, budgets, typed errors, paging.
+
+Retries (tenacity) cover 429, 5xx, timeouts, dropped connections and truncated or
+unparsable bodies, with capped exponential backoff and full jitter; `Retry-After` (header
+or body) is trusted up to `retry_after_max_seconds`, past which the run stops cleanly
+(`RateLimitError`) rather than sleeping for an hour. Every message is redacted.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from .errors import (
+    AuthError,
+    BadRequestError,
+    BudgetExhausted,
+    MeetingEltError,
+    NotFoundError,
+    RateLimitError,
+    ScopeError,
+    TransientError,
+)
+from .pacing import Pacer, RateLimitInfo
+from .paginators import BasePaginator, PageRequest, dig
+from .redaction import redact, redact_url
+from .report import RunReport
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_RETRIES = 8
+DEFAULT_BACKOFF_INITIAL_SECONDS = 0.5
+DEFAULT_BACKOFF_MAX_SECONDS = 30.0
+DEFAULT_RETRY_AFTER_MAX_SECONDS = 120.0
+DEFAULT_CONCURRENCY = 4
+RETRY_AFTER_BODY_KEYS = ("retryAfter", "retry_after", "error.retry_after", "error.retryAfter")
+
+
+@dataclass
+class HttpSettings:
+    """Client tuning shared by every source (each is also a source config key)."""
+
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    max_retries: int = DEFAULT_MAX_RETRIES
+    backoff_initial_seconds: float = DEFAULT_BACKOFF_INITIAL_SECONDS
+    backoff_max_seconds: float = DEFAULT_BACKOFF_MAX_SECONDS
+    retry_after_max_seconds: float = DEFAULT_RETRY_AFTER_MAX_SECONDS
+    requests_per_minute: float | None = None  # None/0: no proactive pacing
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_requests: int | None = None  # request budget for one run; None/0: unlimited
+
+
+class _Retryable(Exception):
+    """Internal: an attempt failed in a way worth another try."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 final: MeetingEltError | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.final = final
+
+
+@dataclass
+class ApiResponse:
+    """A parsed answer: status, JSON body (or None), headers, and the request's redacted URL."""
+
+    status: int
+    body: Any
+    headers: httpx.Headers
+    url: str
+
+
+@dataclass
+class Page:
+    """One page of a list: its items plus the request and response that produced it."""
+
+    items: list
+    response: ApiResponse
+    request: PageRequest
+    number: int
+
+
+ErrorClassifier = Callable[[ApiResponse], "MeetingEltError | None"]
+
+
+def parse_retry_after(value: Any) -> float | None:
+    """Seconds to wait from a Retry-After value: seconds, or an HTTP date."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_message(body: Any) -> str:
+    """The human message of an error body, in any of the five vendors' shapes."""
+    if isinstance(body, dict):
+        for path in ("error.message", "message", "detail", "error"):
+            found = dig(body, path)
+            if isinstance(found, str) and found:
+                return found
+        return orjson.dumps(body)[:300].decode(errors="replace")
+    if isinstance(body, str):
+        return body[:300]
+    return ""
+
+
+@dataclass
+class ApiClient:
+    """A client per source: base URL, auth object, settings, pacer, budget and report."""
+
+    base_url: str
+    auth: httpx.Auth | None
+    report: RunReport
+    settings: HttpSettings = field(default_factory=HttpSettings)
+    classify_error: ErrorClassifier | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    rate_limit_reserve: int = 0
+    transport: httpx.BaseTransport | None = None
+
+    def __post_init__(self) -> None:
+        self.base_url = self.base_url.rstrip("/")
+        s = self.settings
+        self.pacer = Pacer(s.requests_per_minute, burst=1)
+        self.rate_limit: RateLimitInfo | None = None
+        pool = max(4, s.concurrency * 2)
+        self._http = httpx.Client(
+            auth=self.auth,
+            headers={"Accept": "application/json", "User-Agent": "meeting-elt", **self.headers},
+            timeout=httpx.Timeout(s.timeout_seconds),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            follow_redirects=True,
+            transport=self.transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ requests
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def get(self, path: str, params: dict | None = None, **kw: Any) -> ApiResponse:
+        return self.request("GET", path, params=params, **kw)
+
+    def request(self, method: str, path: str, *, params: dict | None = None,
+                json: Any = None, data: Any = None) -> ApiResponse:
+        """Sends one request with retries; returns the parsed answer or raises a typed error."""
+        s = self.settings
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, s.max_retries + 1)),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        url = self.url(path)
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._attempt(method, url, params, json, data,
+                                         retry=attempt.retry_state.attempt_number > 1)
+        except _Retryable as exc:
+            if exc.final is not None:
+                raise exc.final from None
+            raise TransientError(
+                f"{method} failed after {s.max_retries + 1} attempts: {exc}", url=redact_url(url)
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, state: RetryCallState) -> float:
+        s = self.settings
+        backoff = wait_random_exponential(multiplier=s.backoff_initial_seconds,
+                                          max=s.backoff_max_seconds)(state)
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            # the server said how long; add a little jitter so threads do not stampede
+            return min(retry_after, s.retry_after_max_seconds) + backoff * 0.1
+        return backoff
+
+    def _attempt(self, method: str, url: str, params: dict, json: Any, data: Any,
+                 *, retry: bool) -> ApiResponse:
+        s = self.settings
+        if s.max_requests and self.report.requests >= s.max_requests:
+            raise BudgetExhausted(f"the run's request budget (max_requests={s.max_requests}) is spent")
+        self.pacer.acquire()
+        safe_url = redact_url(url)
+        try:
+            response = self._http.request(method, url, params=params or None, json=json, data=data)
+            content = response.content  # reads the whole body: truncation raises here
+        except httpx.TimeoutException as exc:
+            self.report.count_request("timeout", retry=retry)
+            raise _Retryable(f"timeout ({type(exc).__name__}) on {safe_url}") from None
+        except httpx.TransportError as exc:
+            self.report.count_request("dropped", retry=retry)
+            raise _Retryable(f"connection failed ({type(exc).__name__}) on {safe_url}") from None
+        status = response.status_code
+        self.report.count_request(status, retry=retry)
+        info = RateLimitInfo.from_headers(response.headers)
+        if info is not None:
+            self.rate_limit = info
+            self.pacer.observe(info, reserve=self.rate_limit_reserve)
+        try:
+            body = orjson.loads(content) if content else None
+        except orjson.JSONDecodeError:
+            if 200 <= status < 300 and response.headers.get("content-type", "").startswith("application/json"):
+                raise _Retryable(f"unparsable JSON body ({len(content)} bytes) from {safe_url}") from None
+            body = content.decode(errors="replace")
+        answer = ApiResponse(status, body, response.headers, safe_url)
+        if 200 <= status < 300:
+            return answer
+        raise self._error_for(answer) from None
+
+    def _error_for(self, answer: ApiResponse) -> Exception:
+        """Turns a non-2xx answer into a typed error, or a `_Retryable` for 429/5xx."""
+        status, url = answer.status, answer.url
+        message = redact(error_message(answer.body)) or f"HTTP {status}"
+        vendor = self.classify_error(answer) if self.classify_error else None
+        if vendor is not None and not isinstance(vendor, RateLimitError | TransientError):
+            return vendor
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+            if retry_after is None:
+                for key in RETRY_AFTER_BODY_KEYS:
+                    retry_after = parse_retry_after(dig(answer.body, key))
+                    if retry_after is not None:
+                        break
+            if isinstance(vendor, RateLimitError):
+                vendor.retry_after = retry_after
+                return vendor  # a quota: waiting inside this run would not help
+            if retry_after is not None:
+                self.pacer.hold(min(retry_after, self.settings.retry_after_max_seconds))
+            if status == 429 and retry_after is not None and retry_after > self.settings.retry_after_max_seconds:
+                return RateLimitError(
+                    f"rate limited for {retry_after:.0f}s, longer than retry_after_max_seconds",
+                    status=status, url=url, retry_after=retry_after,
+                    hint="what was fetched is loaded; the next run continues",
+                )
+            final = (RateLimitError(message, status=status, url=url, retry_after=retry_after)
+                     if status == 429 else None)
+            return _Retryable(f"HTTP {status} on {url}: {message}", retry_after=retry_after, final=final)
+        if status == 401:
+            return AuthError(f"authentication failed: {message}", status=status, url=url)
+        if status == 403:
+            return ScopeError(f"forbidden: {message}", status=status, url=url)
+        if status == 404:
+            return NotFoundError(f"not found: {message}", status=status, url=url)
+        if status in (400, 422):
+            return BadRequestError(f"bad request: {message}", status=status, url=url)
+        return MeetingEltError(f"unexpected answer: {message}", status=status, url=url)
+
+    # ------------------------------------------------------------------ paging
+    def paginate(self, path: str, *, paginator: BasePaginator, items_path: str | None,
+                 params: dict | None = None) -> Iterator[Page]:
+        """Yields pages until the paginator says there is no next one."""
+        request = PageRequest(path, dict(params or {}))
+        paginator.init_request(request)
+        number = 0
+        while True:
+            answer = self.get(request.url, params=request.params)
+            items = dig(answer.body, items_path) if items_path else answer.body
+            if items is None:
+                items = []
+            if not isinstance(items, list):
+                raise MeetingEltError(f"expected a list at '{items_path}' in the answer", url=answer.url)
+            paginator.update_state(answer, items)
+            yield Page(items, answer, PageRequest(request.url, dict(request.params)), number)
+            number += 1
+            if not paginator.has_next_page:
+                return
+            paginator.update_request(request)
