@@ -42,8 +42,7 @@ register(SourceEntry(
     name="meetric_partner",
     module="sources.meetric_partner",
     simulator="simulators.meetric_partner:MeetricPartnerSimulator",
-    demo_config=lambda sim: {"base_url": sim.base_url, "api_token": sim.token,
-                             "http": {"requests_per_minute": 0, "concurrency": 4}},
+    demo_config=lambda sim: {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}},
     demo_simulator_kwargs={"conversations": 120, "requests_per_minute": None},
 ))
 

@@ -157,6 +157,10 @@ class Simulator:
     def error_body(self, error: HttpError) -> Any:
         return {"error": {"code": error.code, "message": error.message}}
 
+    def source_config(self) -> dict[str, Any]:
+        """The source arguments (base_url and credentials) that point a source at this simulator."""
+        raise NotImplementedError
+
     def before_handle(self, request: Request) -> dict[str, str]:
         """Rate limiting hook: raise HttpError(429) or return headers to add."""
         return {}

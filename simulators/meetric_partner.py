@@ -205,6 +205,9 @@ class MeetricPartnerSimulator(Simulator):
                 "updated_at": _iso(conv.updated_at, 1 if conv.id[0] in "01234" else 0)}
 
     # ------------------------------------------------------------------ protocol
+    def source_config(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "api_token": self.token}
+
     def error_body(self, error: HttpError) -> Any:
         names = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                  429: "Too Many Requests"}
