@@ -43,6 +43,15 @@ def make_pipeline(name: str, *, destination: Any, dataset_name: str | None = Non
                         )
 
 
+def preferred_file_format(pipeline: dlt.Pipeline) -> str | None:
+    """Parquet where the destination takes it: ~10x faster than INSERT statements on DuckDB."""
+    try:
+        formats = pipeline.destination.capabilities().supported_loader_file_formats
+    except Exception:  # noqa: BLE001 - no destination yet: let dlt choose
+        return None
+    return "parquet" if "parquet" in formats else None
+
+
 def explain(exc: BaseException) -> str:
     """The most useful message in an exception chain (dlt wraps ours twice), redacted."""
     seen = exc
@@ -68,7 +77,7 @@ def run_source(name: str, *, pipeline: dlt.Pipeline | None = None, destination: 
             pipeline = make_pipeline(name, destination=make_destination(destination, duckdb_path),
                                      dataset_name=dataset_name, pipelines_dir=pipelines_dir)
         source = entry.source()(**source_kwargs)
-        pipeline.run(source)
+        pipeline.run(source, loader_file_format=preferred_file_format(pipeline))
         marked = apply_deletions(pipeline, name)
     except (MeetingEltError, ConfigError, Exception) as exc:  # noqa: BLE001 - reported to the user
         return RunResult(name, False, time.monotonic() - started, error=explain(exc),
