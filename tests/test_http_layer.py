@@ -1,0 +1,257 @@
+"""The shared HTTP layer, against a small simulator over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from simulators.base import HttpError, Request, Response, Simulator, route
+from sources._common.auth import BearerAuth
+from sources._common.concurrency import map_ordered
+from sources._common.errors import (
+    AuthError,
+    BudgetExhausted,
+    NotFoundError,
+    PaginationLoop,
+    RateLimitError,
+    ScopeError,
+    TransientError,
+)
+from sources._common.http import ApiClient, HttpSettings, parse_retry_after
+from sources._common.pacing import Pacer
+from sources._common.paginators import (
+    CursorPaginator,
+    NextUrlPaginator,
+    OffsetPaginator,
+    PageNumberPaginator,
+)
+from sources._common.redaction import redact, redact_url, register_secret
+from sources._common.report import RunReport
+
+TOKEN = "tok_secret_0123456789"
+FAST = {"backoff_initial_seconds": 0.001, "backoff_max_seconds": 0.01}
+
+
+class TinySim(Simulator):
+    name = "tiny"
+
+    def __init__(self, n_items: int = 23, **kw) -> None:
+        super().__init__(**kw)
+        self.items = [{"id": i} for i in range(n_items)]
+        self.loop_cursor = False
+
+    def authenticate(self, request: Request):
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            raise HttpError(401, "bad token")
+        return "user"
+
+    @route("GET", "/ok")
+    def ok(self, request: Request):
+        return {"ok": True}
+
+    @route("GET", "/forbidden")
+    def forbidden(self, request: Request):
+        raise HttpError(403, "Token does not have the 'transcripts' scope")
+
+    @route("GET", "/missing")
+    def missing(self, request: Request):
+        raise HttpError(404, "nope")
+
+    @route("GET", "/limited")
+    def limited(self, request: Request):
+        return Response(429, {"error": {"retry_after": 0.3}})
+
+    @route("GET", "/long-limit")
+    def long_limit(self, request: Request):
+        return Response(429, {}, {"Retry-After": "3600"})
+
+    @route("GET", "/cursor")
+    def cursor(self, request: Request):
+        start = int(request.query.get("cursor") or 0)
+        page = self.items[start:start + 5]
+        nxt = None if start + 5 >= len(self.items) else ("0" if self.loop_cursor else str(start + 5))
+        return {"data": page, "next": nxt}
+
+    @route("GET", "/offset")
+    def offset(self, request: Request):
+        off, lim = int(request.query["offset"]), int(request.query["limit"])
+        return {"data": self.items[off:off + lim], "total": len(self.items)}
+
+    @route("GET", "/pages")
+    def pages(self, request: Request):
+        page, size = int(request.query["page"]), int(request.query["size"])
+        chunk = self.items[(page - 1) * size: page * size]
+        nxt = f"{self.base_url}/pages?page={page + 1}&size={size}" if page * size < len(self.items) else None
+        return {"results": chunk, "next": nxt}
+
+
+@pytest.fixture
+def sim(start_sim):
+    return start_sim(TinySim)
+
+
+def client_for(sim: Simulator, **settings) -> ApiClient:
+    return ApiClient(sim.base_url, BearerAuth(TOKEN), RunReport("test"),
+                     HttpSettings(**{**FAST, **settings}))
+
+
+@pytest.mark.parametrize("fault", ["5xx", "429", "drop", "truncate"])
+def test_retries_transient_faults_then_succeeds(sim, fault):
+    sim.faults.script = [fault, fault]
+    client = client_for(sim)
+    assert client.get("ok").body == {"ok": True}
+    assert [r.fault for r in sim.log] == [fault, fault, None]
+    assert client.report.retries == 2
+
+
+def test_retries_timeouts(sim):
+    sim.faults.slow_seconds = 0.5
+    sim.faults.script = ["slow"]
+    client = client_for(sim, timeout_seconds=0.2)
+    assert client.get("ok").body == {"ok": True}
+    assert client.report.status_counts["timeout"] == 1
+
+
+def test_gives_up_after_max_retries_with_a_redacted_message(sim):
+    sim.faults.script = ["5xx"] * 3
+    client = client_for(sim, max_retries=2)
+    with pytest.raises(TransientError) as err:
+        client.get("ok", params={"token": "leaky-query-secret"})
+    assert "leaky-query-secret" not in str(err.value)
+    assert len(sim.log) == 3
+
+
+def test_honours_retry_after_from_the_body(sim):
+    client = client_for(sim, max_retries=1)
+    started = time.monotonic()
+    with pytest.raises(RateLimitError):
+        client.get("limited")
+    assert time.monotonic() - started >= 0.3
+    assert len(sim.log) == 2
+
+
+def test_caps_retry_after_and_stops_cleanly(sim):
+    client = client_for(sim, retry_after_max_seconds=5)
+    started = time.monotonic()
+    with pytest.raises(RateLimitError) as err:
+        client.get("long-limit")
+    assert time.monotonic() - started < 2
+    assert err.value.retry_after == pytest.approx(3600)
+    assert len(sim.log) == 1
+
+
+def test_parse_retry_after_accepts_seconds_and_http_dates():
+    assert parse_retry_after("7") == 7
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # in the past
+    assert parse_retry_after("soon") is None
+
+
+def test_wrong_token_raises_auth_error_without_the_token(sim, caplog):
+    client = ApiClient(sim.base_url, BearerAuth("wrong_token_abcdef"), RunReport("t"), HttpSettings(**FAST))
+    with caplog.at_level(logging.DEBUG), pytest.raises(AuthError) as err:
+        client.get("ok")
+    assert "wrong_token_abcdef" not in str(err.value) + caplog.text
+    assert "secrets.toml" in str(err.value)
+    assert len(sim.log) == 1  # never retried
+
+
+def test_403_and_404_are_typed_and_not_retried(sim):
+    client = client_for(sim)
+    with pytest.raises(ScopeError):
+        client.get("forbidden")
+    with pytest.raises(NotFoundError):
+        client.get("missing")
+    assert len(sim.log) == 2
+
+
+def test_request_budget_stops_cleanly(sim):
+    client = client_for(sim, max_requests=2)
+    client.get("ok")
+    client.get("ok")
+    with pytest.raises(BudgetExhausted):
+        client.get("ok")
+    assert len(sim.log) == 2
+
+
+def test_cursor_pagination_reads_every_page_once(sim):
+    client = client_for(sim)
+    pages = list(client.paginate("cursor", paginator=CursorPaginator("next", "cursor"), items_path="data"))
+    assert [i["id"] for p in pages for i in p.items] == list(range(23))
+    assert len(sim.log) == 5
+
+
+def test_cursor_pagination_detects_a_loop(sim):
+    sim.loop_cursor = True
+    client = client_for(sim)
+    with pytest.raises(PaginationLoop):
+        list(client.paginate("cursor", paginator=CursorPaginator("next", "cursor"), items_path="data"))
+
+
+def test_offset_pagination_stops_at_total(start_sim):
+    sim = start_sim(TinySim, n_items=20)
+    client = client_for(sim)
+    pages = list(client.paginate("offset", paginator=OffsetPaginator(5, total_path="total"), items_path="data"))
+    assert sum(len(p.items) for p in pages) == 20
+    assert len(sim.log) == 4  # no empty fifth page
+
+
+def test_page_number_and_next_url_pagination(sim):
+    client = client_for(sim)
+    by_number = list(client.paginate("pages", paginator=PageNumberPaginator(page_size=10),
+                                     items_path="results"))
+    sim.clear_log()
+    by_url = list(client.paginate("pages", paginator=NextUrlPaginator("next"), items_path="results",
+                                  params={"page": 1, "size": 10}))
+    assert [len(p.items) for p in by_number] == [10, 10, 3]
+    assert [i for p in by_url for i in p.items] == [i for p in by_number for i in p.items]
+    assert len(sim.log) == 3
+
+
+def test_pacer_spaces_requests_to_the_configured_rate():
+    now = [0.0]
+    sleeps = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(60, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        pacer.acquire()
+    assert now[0] == pytest.approx(4.0)  # 60/min: one a second after the first
+
+
+def test_pacer_holds_after_a_retry_after():
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    pacer = Pacer(None, clock=lambda: now[0], sleep=sleep)
+    pacer.hold(2.5)
+    pacer.acquire()
+    assert now[0] == pytest.approx(2.5)
+
+
+def test_redaction_masks_secrets_and_sensitive_query_params():
+    register_secret("super-secret-value-42")
+    assert "super-secret-value-42" not in redact("failed with super-secret-value-42 inside")
+    assert "abc123xyz" not in redact_url("https://h/x?api_key=abc123xyz&page=2")
+    assert "page=2" in redact_url("https://h/x?api_key=abc123xyz&page=2")
+    assert "hunter2" not in redact_url("https://user:hunter2@h/x")
+    assert "Bearer ***" in redact("Authorization: Bearer mt_abcdef123456")
+
+
+def test_map_ordered_keeps_order_and_hands_back_exceptions():
+    def work(n: int) -> int:
+        time.sleep(0.01 * (5 - n % 5))
+        if n == 3:
+            raise ValueError("three")
+        return n * 10
+
+    results = list(map_ordered(work, range(8), workers=4))
+    assert [item for item, _ in results] == list(range(8))
+    assert isinstance(results[3][1], ValueError)
+    assert results[7][1] == 70
