@@ -15,7 +15,7 @@ def make_pipeline(tmp_path: Path, name: str, dataset: str | None = None) -> dlt.
     """A pipeline with its own DuckDB file and state folder under `tmp_path`."""
     return dlt.pipeline(
         pipeline_name=f"test_{name}",
-        destination=dlt.destinations.duckdb(str(tmp_path / f"{name}.duckdb")),
+        destination=dlt.destinations.duckdb(str(tmp_path / f"warehouse_{name}.duckdb")),
         dataset_name=dataset or name,
         pipelines_dir=str(tmp_path / "pipelines"),
     )

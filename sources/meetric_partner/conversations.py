@@ -123,8 +123,10 @@ class ConversationSync:
     def _drop_scope(self, exc: ScopeError, fallback: str | None = None) -> bool:
         scope = exc.scope or fallback
         with self._lock:
-            if scope not in self.includes or not self.includes[scope]:
+            if scope not in self.includes:
                 return False
+            if not self.includes[scope]:
+                return True  # another thread dropped it while this call was in flight: retry
             self.includes[scope] = False
         for table in SCOPE_TABLES.get(scope, []):
             self.report.skip(table, f"the token lacks the '{scope}' scope ({exc.message})")
