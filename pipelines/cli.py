@@ -146,6 +146,36 @@ def demo(duckdb_file: str, pipelines_dir: str | None, only: str | None) -> None:
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
+SECRET_HINTS = ("token", "secret", "key")
+
+
+def _with_source_config(fn: Any, source: str) -> Any:
+    """Injects `[sources.<source>]` config into `fn` the way dlt injects the source itself.
+
+    Parameters without a default become required config (secrets when the name says so).
+    """
+    import functools
+    import inspect
+
+    import dlt
+    from dlt.common.configuration.inject import with_config
+
+    signature = inspect.signature(fn)
+    params = []
+    for p in signature.parameters.values():
+        if p.default is inspect.Parameter.empty:
+            secret = any(hint in p.name for hint in SECRET_HINTS)
+            p = p.replace(default=dlt.secrets.value if secret else dlt.config.value)
+        params.append(p)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    return with_config(wrapper, sections=("sources", source))
+
+
 @main.command()
 @click.argument("source")
 def check(source: str) -> None:
@@ -154,10 +184,8 @@ def check(source: str) -> None:
         entry = registry.get(source)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    from dlt.common.configuration.inject import with_config
-
     try:
-        access = with_config(entry.check(), sections=("sources", source))()
+        access = _with_source_config(entry.check(), source)()
     except Exception as exc:  # noqa: BLE001 - shown to the user
         console.print(f"[red]{source}: check failed:[/] {explain(exc)}")
         sys.exit(EXIT_FAILED)
