@@ -22,7 +22,7 @@ from sources._common.report import get_report
 from . import registry
 from .runner import DEFAULT_DUCKDB_FILE, RunResult, explain, run_source
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -119,10 +119,15 @@ def run(sources: tuple[str, ...], dataset: str | None, destination: str, duckdb_
 @click.option("--sources", "only", default=None, help="comma-separated subset of sources")
 def demo(duckdb_file: str, pipelines_dir: str | None, only: str | None) -> None:
     """Start every simulator on loopback and load them all into DUCKDB_FILE."""
+    import shutil
+
     import duckdb
 
     names = only.split(",") if only else list(registry.SOURCES)
     pipelines_dir = pipelines_dir or str(Path(duckdb_file).resolve().parent / ".demo_pipelines")
+    # the demo always starts from scratch, so that running it twice shows the same tables
+    shutil.rmtree(pipelines_dir, ignore_errors=True)
+    Path(duckdb_file).unlink(missing_ok=True)
     failed = False
     for name in names:
         entry = registry.get(name)
@@ -140,9 +145,10 @@ def demo(duckdb_file: str, pipelines_dir: str | None, only: str | None) -> None:
         tables = con.execute(
             "select schema_name, table_name, estimated_size from duckdb_tables() "
             "where table_name not like '_dlt%' order by 1, 2").fetchall()
-    console.print(f"\n[bold]{len(tables)} tables in {duckdb_file}[/] — try:")
-    console.print(f"  duckdb {duckdb_file} \"select title, status, date from meetric_partner.conversations "
-                  "order by date desc limit 5\"")
+    console.print(f"\n[bold]{len(tables)} tables in {duckdb_file}[/] — look at them with:")
+    console.print(f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{duckdb_file}')"
+                  ".sql('select title, status, date from meetric_partner.conversations order by date desc "
+                  "limit 5'))\"")
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
