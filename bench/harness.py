@@ -89,11 +89,14 @@ def measure(bench: str, contender: str, config: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run(bench: str, *, sizes: list[int] | None = None, skip_rest_api: bool = False) -> dict:
+def run(bench: str, *, sizes: list[int] | None = None, skip_rest_api: bool = False,
+        latency_ms: float = 0) -> dict:
     """Runs floor, ours and rest_api against one simulator; prints and returns the figures."""
     module = importlib.import_module(f"bench.{bench}")
     size_key = getattr(module, "SIZE_KEY", None)
     base_kwargs = dict(module.SIM_KWARGS)
+    if latency_ms:
+        base_kwargs["latency_seconds"] = latency_ms / 1000
     proc, config = start_simulator(module.SOURCE, base_kwargs)
     try:
         floor = measure(bench, "floor", config)
@@ -110,14 +113,15 @@ def run(bench: str, *, sizes: list[int] | None = None, skip_rest_api: bool = Fal
                 memory.append((size, measure(bench, "ours", cfg)))
             finally:
                 proc.kill()
-    _print(module, results, memory, size_key)
+    _print(module, results, memory, size_key, latency_ms)
     results["memory"] = memory
     return results
 
 
-def _print(module: Any, r: dict, memory: list, size_key: str | None) -> None:
+def _print(module: Any, r: dict, memory: list, size_key: str | None, latency_ms: float) -> None:
     floor, ours, rest = r["floor"], r["ours"], r["rest_api"]
-    print(f"\n== {module.SOURCE}: {module.SIM_KWARGS} concurrency={getattr(module, 'CONCURRENCY', 4)}")
+    print(f"\n== {module.SOURCE}: {module.SIM_KWARGS} concurrency={getattr(module, 'CONCURRENCY', 4)} "
+          f"latency={latency_ms:g}ms per request")
     print(f"{'contender':<10} {'seconds':>8} {'requests':>9} {'rows':>8} {'peak MB':>8}")
     for name, m in (("floor", floor), ("ours", ours), ("rest_api", rest)):
         if m:
@@ -138,12 +142,14 @@ def main() -> None:
     parser.add_argument("benches", nargs="*", help="bench module names, e.g. bench_meetric_partner")
     parser.add_argument("--sizes", default="", help="comma-separated account sizes for the memory check")
     parser.add_argument("--skip-rest-api", action="store_true")
+    parser.add_argument("--latency-ms", type=float, default=0,
+                        help="network latency the simulator adds to every answer (0: bare loopback)")
     args = parser.parse_args()
     benches = args.benches or sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "bench"))
                                      if f.startswith("bench_") and f.endswith(".py"))
     sizes = [int(s) for s in args.sizes.split(",") if s]
     for bench in benches:
-        run(bench, sizes=sizes, skip_rest_api=args.skip_rest_api)
+        run(bench, sizes=sizes, skip_rest_api=args.skip_rest_api, latency_ms=args.latency_ms)
 
 
 if __name__ == "__main__":

@@ -135,8 +135,10 @@ class Simulator:
 
     name = "simulator"
 
-    def __init__(self, *, seed: int = 0, clock: SimClock | None = None) -> None:
+    def __init__(self, *, seed: int = 0, clock: SimClock | None = None,
+                 latency_seconds: float = 0.0) -> None:
         self.seed = seed
+        self.latency_seconds = latency_seconds  # added to every answer, like a real network
         self.rng = random.Random(seed)
         self.clock = clock or SimClock()
         self.faults = Faults()
@@ -213,7 +215,9 @@ class Simulator:
         server = _QuietServer((host, port), _make_handler(self))
         server.daemon_threads = True
         self._server = server
-        threading.Thread(target=server.serve_forever, name=f"sim-{self.name}", daemon=True).start()
+        # a short poll interval: `stop()` waits up to one interval (0.5 s by default, per test)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         name=f"sim-{self.name}", daemon=True).start()
         self.base_url = f"http://{host}:{server.server_address[1]}"
         return self.base_url
 
@@ -280,6 +284,8 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._send(Response(429, {"message": "injected rate limit"},
                                     {"Retry-After": sim.faults.retry_after}), request, fault)
                 return
+            if sim.latency_seconds:
+                time.sleep(sim.latency_seconds)
             if fault == "slow":
                 time.sleep(sim.faults.slow_seconds)
             response = sim.dispatch(request)
