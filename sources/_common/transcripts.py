@@ -42,7 +42,10 @@ def segments_table(rows: list[dict[str, Any]]) -> pa.Table:
     columns = {name: [row.get(name) for row in rows] for name in CANONICAL_SCHEMA.names}
     arrays = [pa.array(columns[f.name], type=f.type) for f in CANONICAL_SCHEMA]
     names = list(CANONICAL_SCHEMA.names)
+    fields = list(CANONICAL_SCHEMA)
     for name in extra:
         arrays.append(pa.array([row.get(name) for row in rows]))
         names.append(name)
-    return pa.Table.from_arrays(arrays, names=names)
+        fields.append(pa.field(name, arrays[-1].type))
+    # with the schema, not just names: keeps the key columns non-nullable as HINTS declare them
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
