@@ -47,6 +47,15 @@ register(SourceEntry(
 ))
 
 
+register(SourceEntry(
+    name="meemo",
+    module="sources.meemo",
+    simulator="simulators.meemo:MeemoSimulator",
+    demo_config=lambda sim: {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}},
+    demo_simulator_kwargs={"organizations": 2, "meetings": 40},
+))
+
+
 def get(name: str) -> SourceEntry:
     """The entry for `name`, or a ValueError listing the known sources."""
     try:

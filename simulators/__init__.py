@@ -7,10 +7,12 @@ one in its own process (for benchmarks and the demo).
 from __future__ import annotations
 
 from .base import Faults, SimClock, Simulator
+from .meemo import MeemoSimulator
 from .meetric_partner import MeetricPartnerSimulator
 
 SIMULATORS: dict[str, type[Simulator]] = {
     "meetric_partner": MeetricPartnerSimulator,
+    "meemo": MeemoSimulator,
 }
 
 __all__ = ["SIMULATORS", "Faults", "SimClock", "Simulator", "MeetricPartnerSimulator"]

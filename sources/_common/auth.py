@@ -30,6 +30,14 @@ class BearerAuth(httpx.Auth):
         yield request
 
 
+class _TokenRetry(Exception):
+    """Internal: the token endpoint failed in a way worth another try."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class OAuth2ClientCredentials(httpx.Auth):
     """OAuth 2 client-credentials grant with token reuse.
 
@@ -47,6 +55,8 @@ class OAuth2ClientCredentials(httpx.Auth):
         *,
         refresh_margin_seconds: float = 60.0,
         timeout: float = 30.0,
+        max_retries: int = 5,
+        backoff_max_seconds: float = 5.0,
     ) -> None:
         register_secret(client_id)
         register_secret(client_secret)
@@ -54,7 +64,10 @@ class OAuth2ClientCredentials(httpx.Auth):
         self._client_id = client_id
         self._client_secret = client_secret
         self._margin = refresh_margin_seconds
+        self._configured_margin = refresh_margin_seconds
         self._timeout = timeout
+        self._max_retries = max_retries
+        self._backoff_max = backoff_max_seconds
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
@@ -64,6 +77,18 @@ class OAuth2ClientCredentials(httpx.Auth):
         return f"{type(self).__name__}(client_id=***, client_secret=***)"
 
     def _fetch_token(self) -> None:
+        # the token endpoint fails like any other (5xx, 429, drops, cut bodies): retry those
+        for attempt in range(self._max_retries + 1):
+            try:
+                self._fetch_token_once()
+                return
+            except _TokenRetry as exc:
+                if attempt >= self._max_retries:
+                    raise AuthError(redact(f"the token endpoint kept failing: {exc}")) from None
+                wait = min(self._backoff_max, 0.1 * 2 ** attempt)
+                time.sleep(min(self._backoff_max, exc.retry_after) if exc.retry_after is not None else wait)
+
+    def _fetch_token_once(self) -> None:
         try:
             response = httpx.post(
                 self._token_url,
@@ -74,8 +99,16 @@ class OAuth2ClientCredentials(httpx.Auth):
                 },
                 timeout=self._timeout,
             )
+        except httpx.TransportError as exc:
+            raise _TokenRetry(f"could not reach the token endpoint: {type(exc).__name__}") from None
         except httpx.HTTPError as exc:
             raise AuthError(redact(f"could not reach the token endpoint: {type(exc).__name__}")) from None
+        if response.status_code == 429 or response.status_code >= 500:
+            try:
+                retry_after = float(response.headers.get("Retry-After", ""))
+            except ValueError:
+                retry_after = None
+            raise _TokenRetry(f"the token endpoint answered {response.status_code}", retry_after)
         if response.status_code in (400, 401, 403):
             raise AuthError(
                 f"the token endpoint refused the client credentials ({response.status_code})",
@@ -83,11 +116,17 @@ class OAuth2ClientCredentials(httpx.Auth):
             )
         if response.status_code >= 300:
             raise AuthError(f"the token endpoint answered {response.status_code}")
-        body = response.json()
-        token = body["access_token"]
+        try:
+            body = response.json()
+            token = body["access_token"]
+        except (ValueError, KeyError, TypeError):
+            raise _TokenRetry("the token endpoint sent an unreadable answer") from None
         register_secret(token)
         self._token = token
-        self._expires_at = time.monotonic() + float(body.get("expires_in") or 3600)
+        lifetime = float(body.get("expires_in") or 3600)
+        self._expires_at = time.monotonic() + lifetime
+        # short-lived tokens (under 2 margins) are renewed at half their life, not on every call
+        self._margin = min(self._configured_margin, lifetime / 2)
         self.tokens_fetched += 1
 
     def token(self, *, force: bool = False, stale: str | None = None) -> str:
