@@ -21,6 +21,11 @@ from .timeutil import iso, parse_instant
 
 TOMBSTONES_KEY = "tombstones"
 DELETED_AT_COLUMN = {"deleted_at": {"data_type": "timestamp", "nullable": True}}
+
+
+def deleted_at_column() -> dict[str, dict]:
+    """A fresh `deleted_at` column hint (dlt writes into hint dicts: never share one)."""
+    return {"deleted_at": {"data_type": "timestamp", "nullable": True}}
 TOMBSTONE_RETENTION_DAYS = 90
 
 

@@ -14,7 +14,7 @@ from .._common.config import HttpConfiguration, http_settings, require
 from .._common.errors import ConfigError, MeetingEltError, NotFoundError, ScopeError
 from .._common.http import ApiClient
 from .._common.report import RunReport, new_report
-from .._common.state import DELETED_AT_COLUMN, changed_rows, prune_tombstones, reconcile_snapshot
+from .._common.state import changed_rows, deleted_at_column, prune_tombstones, reconcile_snapshot
 from .._common.timeutil import parse_instant, parse_start_date, utc_now
 from .._common.transcripts import HINTS as SEGMENT_HINTS
 from .._common.transcripts import TABLE as SEGMENTS
@@ -92,7 +92,7 @@ def meetric_partner(
             yield changed_rows(dlt.current.resource_state(), [clock.account])
 
     def people(table: str, scope: str) -> DltResource:
-        @dlt.resource(name=table, primary_key="id", write_disposition=MERGE, columns=DELETED_AT_COLUMN)
+        @dlt.resource(name=table, primary_key="id", write_disposition=MERGE, columns=deleted_at_column())
         def listing() -> Iterator[Any]:
             try:
                 items = client.get(table).body.get(table) or []
@@ -104,8 +104,7 @@ def meetric_partner(
 
         return listing
 
-    @dlt.resource(name="conversations", primary_key="id", write_disposition=MERGE,
-                  columns=DELETED_AT_COLUMN)
+    @dlt.resource(name="conversations", primary_key="id", write_disposition=MERGE)
     def conversations() -> Iterator[Any]:
         now = clock.now()
         source_state = dlt.current.source_state()
@@ -130,6 +129,8 @@ def meetric_partner(
                               create_table_variant=True)
     conversations.apply_hints(table_name="recording_urls", primary_key="conversation_id",
                               write_disposition=MERGE, create_table_variant=True)
+    # after the variants, which would otherwise inherit the column
+    conversations.apply_hints(columns=deleted_at_column())
 
     @dlt.resource(name="webhook_deliveries", primary_key="id", write_disposition=MERGE)
     def webhook_deliveries() -> Iterator[Any]:
