@@ -56,6 +56,15 @@ register(SourceEntry(
 ))
 
 
+register(SourceEntry(
+    name="meetlog",
+    module="sources.meetlog",
+    simulator="simulators.meetlog:MeetlogSimulator",
+    demo_config=lambda sim: {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}},
+    demo_simulator_kwargs={"transcripts": 150, "projects": 5, "requests_per_minute": None},
+))
+
+
 def get(name: str) -> SourceEntry:
     """The entry for `name`, or a ValueError listing the known sources."""
     try:

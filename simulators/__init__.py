@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from .base import Faults, SimClock, Simulator
 from .meemo import MeemoSimulator
+from .meetlog import MeetlogSimulator
 from .meetric_partner import MeetricPartnerSimulator
 
 SIMULATORS: dict[str, type[Simulator]] = {
     "meetric_partner": MeetricPartnerSimulator,
     "meemo": MeemoSimulator,
+    "meetlog": MeetlogSimulator,
 }
 
 __all__ = ["SIMULATORS", "Faults", "SimClock", "Simulator", "MeetricPartnerSimulator"]

@@ -62,8 +62,10 @@ class Pacer:
             now = self._clock()
             earliest = max(now, self._hold_until)
             if self.interval:
-                tat = max(self._next_free, now - self.interval * (self.burst - 1))
-                start = max(earliest, tat)
+                # GCRA: a request may leave up to burst-1 intervals ahead of its theoretical
+                # arrival time (burst=1: exactly at it)
+                tat = max(self._next_free, now)
+                start = max(earliest, tat - self.interval * (self.burst - 1))
                 self._next_free = max(tat, start) + self.interval
             else:
                 start = earliest

@@ -1,0 +1,32 @@
+"""meetlog Export API: endpoints, limits, statuses and state keys."""
+
+DEFAULT_BASE_URL = "https://meetlog.ru"
+API_PREFIX = "api/v1/export"  # appended to base_url unless it already ends with it
+PAGE_SIZE_MAX = 100
+REQUESTS_PER_MINUTE = 60  # documented, per token
+# each token is paced to 56 a minute after a burst of 3 (GCRA): at most 3 + 56 = 59
+# requests in any sliding minute, one under the limit to absorb latency jitter; the burst
+# lets a run that needs only the three first pages go without waiting
+PACED_REQUESTS_PER_MINUTE = 56
+PACE_BURST = 3
+DETAIL_BATCH = 200  # detail rows yielded together
+
+COMPLETED = "completed"
+# statuses that will change by themselves: such records are re-checked every run
+PROCESSING_STATUSES = frozenset({"processing", "pending", "queued", "in_progress"})
+
+# fields only the detail answers carry (excluded from the list-field version hash)
+TRANSCRIPT_DETAIL_FIELDS = frozenset({"text", "summary", "file_size_mb", "report_ids"})
+REPORT_DETAIL_FIELDS = frozenset({"content"})
+
+SCOPES = {
+    "transcripts": "export:transcripts",
+    "reports": "export:reports",
+    "projects": "export:projects",
+}
+SCOPE_TABLES = {
+    "export:transcripts": ["transcripts"],
+    "export:reports": ["reports"],
+    "export:projects": ["projects", "project_transcripts"],
+}
+MEMBERSHIP_REMOVED = "_removed"  # hard-delete marker column of project_transcripts
