@@ -65,6 +65,15 @@ register(SourceEntry(
 ))
 
 
+register(SourceEntry(
+    name="convo",
+    module="sources.convo",
+    simulator="simulators.convo:ConvoSimulator",
+    demo_config=lambda sim: {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}},
+    demo_simulator_kwargs={"conversations": 150, "tier": "professional"},
+))
+
+
 def get(name: str) -> SourceEntry:
     """The entry for `name`, or a ValueError listing the known sources."""
     try:

@@ -7,6 +7,7 @@ one in its own process (for benchmarks and the demo).
 from __future__ import annotations
 
 from .base import Faults, SimClock, Simulator
+from .convo import ConvoSimulator
 from .meemo import MeemoSimulator
 from .meetlog import MeetlogSimulator
 from .meetric_partner import MeetricPartnerSimulator
@@ -15,6 +16,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
     "meetric_partner": MeetricPartnerSimulator,
     "meemo": MeemoSimulator,
     "meetlog": MeetlogSimulator,
+    "convo": ConvoSimulator,
 }
 
 __all__ = ["SIMULATORS", "Faults", "SimClock", "Simulator", "MeetricPartnerSimulator"]

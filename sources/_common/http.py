@@ -9,6 +9,7 @@ or body) is trusted up to `retry_after_max_seconds`, past which the run stops cl
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from .errors import (
     BudgetExhausted,
     MeetingEltError,
     NotFoundError,
+    QuotaExhausted,
     RateLimitError,
     ScopeError,
     TransientError,
@@ -130,12 +132,23 @@ class ApiClient:
     headers: dict[str, str] = field(default_factory=dict)
     rate_limit_reserve: int = 0
     transport: httpx.BaseTransport | None = None
+    # stop (QuotaExhausted) instead of sending when the server's last X-RateLimit-Remaining,
+    # less the requests sent since, is down to this many: for hour-long windows (Convo)
+    # where waiting for the reset inside a run is pointless. None: off.
+    min_remaining: int | None = None
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         s = self.settings
         self.pacer = Pacer(s.requests_per_minute, burst=1)
         self.rate_limit: RateLimitInfo | None = None
+        # for remaining_estimate(): the lowest X-RateLimit-Remaining of the current window, and
+        # attempts sent / answered with such headers (a drop stays "unanswered": conservative)
+        self._floor: RateLimitInfo | None = None
+        self._sent = 0
+        self._answered = 0
+        self._stopped_at: int | None = None  # the reserve at which sending stopped
+        self._seq_lock = threading.Lock()
         pool = max(4, s.concurrency * 2)
         self._http = httpx.Client(
             auth=self.auth,
@@ -154,6 +167,52 @@ class ApiClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def remaining_estimate(self) -> int | None:
+        """Requests surely left in the server's window (None when the API sends no
+        `X-RateLimit-Remaining`): the lowest remaining count answered in this window, less
+        the requests still unanswered. Concurrent answers can arrive out of order, so the
+        last one is not trusted to be the lowest; a count goes up only with a later reset."""
+        with self._seq_lock:
+            return self._estimate()
+
+    def _estimate(self) -> int | None:
+        if self._floor is None or self._floor.remaining is None:
+            return None
+        return self._floor.remaining - (self._sent - self._answered)
+
+    @property
+    def requests_sent(self) -> int:
+        """Attempts sent by this client so far (answered or not)."""
+        return self._sent
+
+    def _take_slot(self) -> None:
+        """Counts an attempt out; raises QuotaExhausted at the `min_remaining` reserve, and
+        BudgetExhausted at `max_requests` counted at sending (exact under concurrency)."""
+        with self._seq_lock:
+            cap = self.settings.max_requests
+            if cap and self._sent >= cap:
+                raise BudgetExhausted(f"the run's request budget (max_requests={cap}) is spent")
+            left = self._estimate()
+            reserve = self.min_remaining
+            # once stopped at a reserve, stay stopped (a late answer raising the estimate must
+            # not let a later request jump the queue), unless the reserve is lowered
+            if reserve is not None and left is not None and (
+                    left <= reserve or (self._stopped_at is not None and reserve >= self._stopped_at)):
+                self._stopped_at = reserve if self._stopped_at is None else min(self._stopped_at, reserve)
+                raise QuotaExhausted(
+                    f"the API's request allowance is down to the reserve ({left} left, "
+                    f"{self.min_remaining} kept in reserve)")
+            self._sent += 1
+
+    def _observe_rate_limit(self, info: RateLimitInfo) -> None:
+        with self._seq_lock:
+            self.rate_limit = info
+            self._answered += 1
+            floor = self._floor
+            if floor is None or floor.remaining is None or (info.remaining or 0) <= floor.remaining \
+                    or (info.reset_at or 0) > (floor.reset_at or 0):
+                self._floor = info
 
     # ------------------------------------------------------------------ requests
     def url(self, path: str) -> str:
@@ -205,6 +264,7 @@ class ApiClient:
         s = self.settings
         if s.max_requests and self.report.requests >= s.max_requests:
             raise BudgetExhausted(f"the run's request budget (max_requests={s.max_requests}) is spent")
+        self._take_slot()
         self.pacer.acquire()
         safe_url = redact_url(url)
         try:
@@ -220,7 +280,7 @@ class ApiClient:
         self.report.count_request(status, retry=retry)
         info = RateLimitInfo.from_headers(response.headers)
         if info is not None:
-            self.rate_limit = info
+            self._observe_rate_limit(info)
             self.pacer.observe(info, reserve=self.rate_limit_reserve)
         try:
             body = orjson.loads(content) if content else None
