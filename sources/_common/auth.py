@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from typing import Any
 
 import httpx
 
-from .errors import AuthError
-from .redaction import redact, register_secret
+from .errors import AuthError, BadRequestError, ScopeError
+from .redaction import register_secret
 
 
 class BearerAuth(httpx.Auth):
@@ -30,19 +31,14 @@ class BearerAuth(httpx.Auth):
         yield request
 
 
-class _TokenRetry(Exception):
-    """Internal: the token endpoint failed in a way worth another try."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 class OAuth2ClientCredentials(httpx.Auth):
     """OAuth 2 client-credentials grant with token reuse.
 
-    The token is fetched lazily, reused until `refresh_margin_seconds` before it expires,
-    and fetched once more when the API answers 401 (a token revoked or expired early).
+    The token is fetched lazily, reused until `refresh_margin_seconds` before it expires
+    (half its life for short-lived tokens), and fetched once more when the API answers 401
+    (a token revoked or expired early). `post_form(url, form) -> body` sends the token
+    request: pass an `ApiClient`'s, so the token endpoint gets the same retries, pacing and
+    request counting as every other call.
     """
 
     requires_response_body = False
@@ -53,21 +49,17 @@ class OAuth2ClientCredentials(httpx.Auth):
         client_id: str,
         client_secret: str,
         *,
+        post_form: Callable[[str, dict], Any],
         refresh_margin_seconds: float = 60.0,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        backoff_max_seconds: float = 5.0,
     ) -> None:
         register_secret(client_id)
         register_secret(client_secret)
         self._token_url = token_url
         self._client_id = client_id
         self._client_secret = client_secret
+        self._post_form = post_form
         self._margin = refresh_margin_seconds
         self._configured_margin = refresh_margin_seconds
-        self._timeout = timeout
-        self._max_retries = max_retries
-        self._backoff_max = backoff_max_seconds
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
@@ -77,50 +69,18 @@ class OAuth2ClientCredentials(httpx.Auth):
         return f"{type(self).__name__}(client_id=***, client_secret=***)"
 
     def _fetch_token(self) -> None:
-        # the token endpoint fails like any other (5xx, 429, drops, cut bodies): retry those
-        for attempt in range(self._max_retries + 1):
-            try:
-                self._fetch_token_once()
-                return
-            except _TokenRetry as exc:
-                if attempt >= self._max_retries:
-                    raise AuthError(redact(f"the token endpoint kept failing: {exc}")) from None
-                wait = min(self._backoff_max, 0.1 * 2 ** attempt)
-                time.sleep(min(self._backoff_max, exc.retry_after) if exc.retry_after is not None else wait)
-
-    def _fetch_token_once(self) -> None:
+        form = {"grant_type": "client_credentials", "client_id": self._client_id,
+                "client_secret": self._client_secret}
         try:
-            response = httpx.post(
-                self._token_url,
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self._client_id,
-                    "client_secret": self._client_secret,
-                },
-                timeout=self._timeout,
-            )
-        except httpx.TransportError as exc:
-            raise _TokenRetry(f"could not reach the token endpoint: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise AuthError(redact(f"could not reach the token endpoint: {type(exc).__name__}")) from None
-        if response.status_code == 429 or response.status_code >= 500:
-            try:
-                retry_after = float(response.headers.get("Retry-After", ""))
-            except ValueError:
-                retry_after = None
-            raise _TokenRetry(f"the token endpoint answered {response.status_code}", retry_after)
-        if response.status_code in (400, 401, 403):
+            body = self._post_form(self._token_url, form)
+        except (AuthError, ScopeError, BadRequestError) as exc:
             raise AuthError(
-                f"the token endpoint refused the client credentials ({response.status_code})",
+                f"the token endpoint refused the client credentials ({exc.status})",
                 hint="check client_id and client_secret in .dlt/secrets.toml or their env vars",
-            )
-        if response.status_code >= 300:
-            raise AuthError(f"the token endpoint answered {response.status_code}")
-        try:
-            body = response.json()
-            token = body["access_token"]
-        except (ValueError, KeyError, TypeError):
-            raise _TokenRetry("the token endpoint sent an unreadable answer") from None
+            ) from None
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not token:
+            raise AuthError("the token endpoint answered without an access_token")
         register_secret(token)
         self._token = token
         lifetime = float(body.get("expires_in") or 3600)

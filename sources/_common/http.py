@@ -23,7 +23,6 @@ from tenacity.wait import wait_random_exponential
 from .errors import (
     AuthError,
     BadRequestError,
-    BudgetExhausted,
     MeetingEltError,
     NotFoundError,
     QuotaExhausted,
@@ -188,11 +187,9 @@ class ApiClient:
 
     def _take_slot(self) -> None:
         """Counts an attempt out; raises QuotaExhausted at the `min_remaining` reserve, and
-        BudgetExhausted at `max_requests` counted at sending (exact under concurrency)."""
+        BudgetExhausted at `max_requests`, counted at sending across every client of the
+        source (they share its report: an OAuth token request counts too)."""
         with self._seq_lock:
-            cap = self.settings.max_requests
-            if cap and self._sent >= cap:
-                raise BudgetExhausted(f"the run's request budget (max_requests={cap}) is spent")
             left = self._estimate()
             reserve = self.min_remaining
             # once stopped at a reserve, stay stopped (a late answer raising the estimate must
@@ -203,6 +200,7 @@ class ApiClient:
                 raise QuotaExhausted(
                     f"the API's request allowance is down to the reserve ({left} left, "
                     f"{self.min_remaining} kept in reserve)")
+            self.report.take_request(self.settings.max_requests)
             self._sent += 1
 
     def _observe_rate_limit(self, info: RateLimitInfo) -> None:
@@ -261,9 +259,6 @@ class ApiClient:
 
     def _attempt(self, method: str, url: str, params: dict, json: Any, data: Any,
                  *, retry: bool) -> ApiResponse:
-        s = self.settings
-        if s.max_requests and self.report.requests >= s.max_requests:
-            raise BudgetExhausted(f"the run's request budget (max_requests={s.max_requests}) is spent")
         self._take_slot()
         self.pacer.acquire()
         safe_url = redact_url(url)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from dlt.common import logger
 
+from .errors import BudgetExhausted
 from .redaction import redact
 
 _reports: dict[str, RunReport] = {}
@@ -19,13 +20,21 @@ class RunReport:
     """Counters and notes for one source in one run. Thread-safe; never holds a secret."""
 
     source: str
-    requests: int = 0
+    requests: int = 0  # answered or failed attempts
+    sent: int = 0  # attempts counted against the budget
     retries: int = 0
     status_counts: Counter = field(default_factory=Counter)
     skipped: dict[str, str] = field(default_factory=dict)  # table -> why
     waiting: dict[str, str] = field(default_factory=dict)  # what -> left for the next run
     warnings: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take_request(self, budget: int | None) -> None:
+        """Counts one request out of the run's `max_requests` budget; raises when it is spent."""
+        with self._lock:
+            if budget and self.sent >= budget:
+                raise BudgetExhausted(f"the run's request budget (max_requests={budget}) is spent")
+            self.sent += 1
 
     def count_request(self, status: int | str, *, retry: bool) -> None:
         with self._lock:

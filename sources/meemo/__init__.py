@@ -56,9 +56,12 @@ def make_client(base_url: str | None, client_id: str, client_secret: str,
     require(client_secret, "client_secret", NAME, secret=True)
     base = (base_url or DEFAULT_BASE_URL).rstrip("/")
     settings = http_settings(http)
-    auth = OAuth2ClientCredentials(f"{base}/{TOKEN_PATH}", client_id, client_secret,
-                                   refresh_margin_seconds=TOKEN_REFRESH_MARGIN_SECONDS,
-                                   timeout=settings.timeout_seconds)
+    # the token endpoint gets the same retries, pacing and request count as the API
+    token_client = ApiClient(base, None, report, settings)
+    auth = OAuth2ClientCredentials(
+        f"{base}/{TOKEN_PATH}", client_id, client_secret,
+        post_form=lambda url, form: token_client.request("POST", url, data=form).body,
+        refresh_margin_seconds=TOKEN_REFRESH_MARGIN_SECONDS)
     return ApiClient(base, auth, report, settings, classify_error=classify_error)
 
 
