@@ -74,6 +74,15 @@ register(SourceEntry(
 ))
 
 
+register(SourceEntry(
+    name="meetric",
+    module="sources.meetric",
+    simulator="simulators.meetric:MeetricSimulator",
+    demo_config=lambda sim: {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}},
+    demo_simulator_kwargs={"accounts": 2, "conversations": 150, "rate_limit": None},
+))
+
+
 def get(name: str) -> SourceEntry:
     """The entry for `name`, or a ValueError listing the known sources."""
     try:

@@ -10,13 +10,15 @@ from .base import Faults, SimClock, Simulator
 from .convo import ConvoSimulator
 from .meemo import MeemoSimulator
 from .meetlog import MeetlogSimulator
+from .meetric import MeetricSimulator
 from .meetric_partner import MeetricPartnerSimulator
 
 SIMULATORS: dict[str, type[Simulator]] = {
     "meetric_partner": MeetricPartnerSimulator,
-    "meemo": MeemoSimulator,
+    "meetric": MeetricSimulator,
     "meetlog": MeetlogSimulator,
     "convo": ConvoSimulator,
+    "meemo": MeemoSimulator,
 }
 
 __all__ = ["SIMULATORS", "Faults", "SimClock", "Simulator", "MeetricPartnerSimulator"]

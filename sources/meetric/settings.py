@@ -1,0 +1,38 @@
+"""Meetric workspace API: endpoints, limits, windows and defaults."""
+
+from datetime import timedelta
+
+NAME = "meetric"
+API_PREFIX = "api/v1"  # appended to base_url unless it already ends with it
+PAGE_SIZE_MAX = 100  # the API answers 400 above this
+DEFAULT_LOOKBACK_DAYS = 7
+DEFAULT_SUMMARY_BACKFILL_DAYS = 90
+
+# conversations still `processing` older than the re-read window are re-checked one date at a
+# time, for this long after their date; past it the sweep is what catches them
+PENDING_MAX_AGE = timedelta(days=30)
+# insights are listed from the newest `created_at` day already loaded, less this overlap
+INSIGHT_OVERLAP = timedelta(days=1)
+# action items are read newest `updated_at` first down to the newest one loaded, less this
+ACTION_ITEM_OVERLAP = timedelta(minutes=10)
+# /insights/trends answers one row a day: ask for at most this many days per request
+TRENDS_CHUNK_DAYS = 92
+
+# rows handed to dlt per page: dlt's cost per page is high, per row low
+BATCH_ROWS = 5000
+
+# source state: {account id: [days]} whose daily summary changed outside the refreshed window
+DIRTY_DAYS = "summary_days_to_refresh"
+
+MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+
+ENDPOINTS = {
+    "conversations": "conversations",
+    "insights": "insights",
+    "action_items": "action-items",
+    "users": "users",
+    "insight_trends": "insights/trends",
+    "insight_summary": "insights/summary",
+    "team_managers": "teams/{id}/managers",
+    "department_managers": "departments/{id}/managers",
+}
