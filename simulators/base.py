@@ -26,6 +26,17 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 
+def vendor_instant(value: datetime, style: int = 0) -> str:
+    """An instant in one of the shapes the APIs really send: 0 `Z` with milliseconds,
+    1 a `+02:00` offset, 2 `Z` without a fraction."""
+    value = value.astimezone(UTC)
+    if style == 1:
+        return (value + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+02:00"
+    if style == 2:
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 class SimClock:
     """Real time plus an offset that tests move forward (`advance(days=1)`)."""
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .base import HttpError, Request, Response, Simulator, route
+from .base import vendor_instant as _iso
 from .sample_text import sample_sentence
 
 PREFIX = "/api/v1"
@@ -52,14 +53,6 @@ class Conversation:
     deleted: bool = False
 
 
-def _iso(value: datetime, style: int = 0) -> str:
-    """Instants as the API sends them: Z with ms, an offset, or no fraction."""
-    value = value.astimezone(UTC)
-    if style == 1:
-        return (value + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+02:00"
-    if style == 2:
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _parse(value: str) -> datetime:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from .base import vendor_instant as _ts
 from .sample_text import sample_sentence
 
 DEPARTMENTS = ("sales", "support", "success")
@@ -40,14 +41,6 @@ class Account:
     cache: dict[str, tuple[int, Any]] = field(default_factory=dict)
 
 
-def _ts(value: datetime, style: int = 0) -> str:
-    """Instants in the shapes the API sends: Z with ms, an offset, no fraction."""
-    value = value.astimezone(UTC)
-    if style == 1:
-        return (value + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+02:00"
-    if style == 2:
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def render(record: dict) -> dict:

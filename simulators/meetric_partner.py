@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from .base import HttpError, Request, Simulator, route
+from .base import vendor_instant as _iso
 from .sample_text import sample_sentence
 
 PREFIX = "/api/v1/rest"
@@ -47,14 +48,6 @@ class Conversation:
     deleted: bool = False
 
 
-def _iso(value: datetime, style: int = 0) -> str:
-    """Timestamps in the shapes the API really sends: Z with ms, an offset, no fraction."""
-    value = value.astimezone(UTC)
-    if style == 1:
-        return (value + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+02:00"
-    if style == 2:
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class MeetricPartnerSimulator(Simulator):
