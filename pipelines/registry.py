@@ -16,9 +16,12 @@ class SourceEntry:
     name: str
     module: str  # the package that holds `<name>` and `check`
     simulator: str  # "module:Class" of its simulator
-    # source kwargs that point the source at a started simulator, for `demo`
-    demo_config: Callable[[Any], dict[str, Any]]
+    # simulator arguments for `demo`: small, limits off
     demo_simulator_kwargs: dict[str, Any]
+
+    def demo_config(self, sim: Any) -> dict[str, Any]:
+        """Source arguments that point the source at a started simulator, pacing off."""
+        return {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}}
 
     def source(self) -> Callable:
         return getattr(importlib.import_module(self.module), self.name)
@@ -42,7 +45,6 @@ register(SourceEntry(
     name="meetric_partner",
     module="sources.meetric_partner",
     simulator="simulators.meetric_partner:MeetricPartnerSimulator",
-    demo_config=lambda sim: {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}},
     demo_simulator_kwargs={"conversations": 120, "requests_per_minute": None},
 ))
 
@@ -51,7 +53,6 @@ register(SourceEntry(
     name="meemo",
     module="sources.meemo",
     simulator="simulators.meemo:MeemoSimulator",
-    demo_config=lambda sim: {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}},
     demo_simulator_kwargs={"organizations": 2, "meetings": 40},
 ))
 
@@ -60,7 +61,6 @@ register(SourceEntry(
     name="meetlog",
     module="sources.meetlog",
     simulator="simulators.meetlog:MeetlogSimulator",
-    demo_config=lambda sim: {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}},
     demo_simulator_kwargs={"transcripts": 150, "projects": 5, "requests_per_minute": None},
 ))
 
@@ -69,7 +69,6 @@ register(SourceEntry(
     name="convo",
     module="sources.convo",
     simulator="simulators.convo:ConvoSimulator",
-    demo_config=lambda sim: {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}},
     demo_simulator_kwargs={"conversations": 150, "tier": "professional"},
 ))
 
@@ -78,7 +77,6 @@ register(SourceEntry(
     name="meetric",
     module="sources.meetric",
     simulator="simulators.meetric:MeetricSimulator",
-    demo_config=lambda sim: {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}},
     demo_simulator_kwargs={"accounts": 2, "conversations": 150, "rate_limit": None},
 ))
 
