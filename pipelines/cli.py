@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sources._common.report import get_report
@@ -58,7 +59,7 @@ def print_summary(result: RunResult) -> None:
     console.print(f"\n[bold]{result.source}[/] {state} in {result.seconds:.1f}s"
                   + (f", {report.requests} requests ({report.retries} retried)" if report else ""))
     if result.error:
-        console.print(f"  [red]error:[/] {result.error}")
+        console.print(f"  [red]error:[/] {escape(result.error)}")
     if result.rows:
         table = Table("table", "rows loaded", box=None, padding=(0, 2))
         for name, rows in sorted(result.rows.items()):
@@ -70,11 +71,11 @@ def print_summary(result: RunResult) -> None:
         console.print(f"  marked deleted: {result.deleted_marked} rows (deleted_at)")
     if report:
         for table_name, why in sorted(report.skipped.items()):
-            console.print(f"  [yellow]skipped[/] {table_name}: {why}")
+            console.print(f"  [yellow]skipped[/] {table_name}: {escape(why)}")
         for what, note in report.waiting.items():
-            console.print(f"  [cyan]next run[/] {what}: {note}")
+            console.print(f"  [cyan]next run[/] {what}: {escape(note)}")
         for warning in report.warnings:
-            console.print(f"  [yellow]warning[/] {warning}")
+            console.print(f"  [yellow]warning[/] {escape(warning)}")
 
 
 @click.group()
@@ -193,11 +194,11 @@ def check(source: str) -> None:
     try:
         access = _with_source_config(entry.check(), source)()
     except Exception as exc:  # noqa: BLE001 - shown to the user
-        console.print(f"[red]{source}: check failed:[/] {explain(exc)}")
+        console.print(f"[red]{source}: check failed:[/] {escape(explain(exc))}")
         sys.exit(EXIT_FAILED)
     table = Table("table", "access", box=None, padding=(0, 2))
     for name, why in sorted(access.items()):
-        table.add_row(name, "[green]ok[/]" if why is None else f"[yellow]no[/] — {why}")
+        table.add_row(name, "[green]ok[/]" if why is None else f"[yellow]no[/] — {escape(why)}")
     console.print(f"[bold]{source}[/]: credentials ok")
     console.print(table)
 

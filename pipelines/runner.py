@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
+from sources._common.config import refuse_unknown_keys
 from sources._common.errors import ConfigError, MeetingEltError
 from sources._common.redaction import redact
 from sources._common.report import RunReport, get_report, new_report
@@ -76,7 +78,9 @@ def run_source(name: str, *, pipeline: dlt.Pipeline | None = None, destination: 
         if pipeline is None:
             pipeline = make_pipeline(name, destination=make_destination(destination, duckdb_path),
                                      dataset_name=dataset_name, pipelines_dir=pipelines_dir)
-        source = entry.source()(**source_kwargs)
+        source_fn = entry.source()
+        refuse_unknown_keys(name, set(inspect.signature(source_fn).parameters))
+        source = source_fn(**source_kwargs)
         pipeline.run(source, loader_file_format=preferred_file_format(pipeline))
         marked = apply_deletions(pipeline, name)
     except (MeetingEltError, ConfigError, Exception) as exc:  # noqa: BLE001 - reported to the user

@@ -76,3 +76,14 @@ def test_demo_loads_every_source_into_duckdb(tmp_path, monkeypatch):
         schemas = {r[0] for r in con.execute("select distinct schema_name from duckdb_tables()").fetchall()}
         assert set(registry.SOURCES) <= schemas
         assert con.execute("select count(*) from meetric_partner.transcript_segments").fetchone()[0] > 0
+
+
+def test_a_mistyped_config_key_is_refused_with_the_key_it_meant(sim, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {**env_for(sim), "SOURCES__MEETRIC_PARTNER__SWEEP_INTERVAL_HOUR": "0",
+           "SOURCES__MEETRIC_PARTNER__HTTP__MAX_RETRYS": "2"}
+    result = CliRunner().invoke(main, ["run", "meetric_partner", "--pipelines-dir", str(tmp_path / "p")], env=env)
+    assert result.exit_code == 1
+    assert "did you mean 'sweep_interval_hours'" in result.output
+    assert "did you mean 'http.max_retries'" in result.output
+    assert sim.log == []  # refused before any request
