@@ -58,13 +58,15 @@ class MeetricPartnerSimulator(Simulator):
 
     def __init__(self, *, conversations: int = 60, seed: int = 0, span_days: float = 40,
                  processing_share: float = 0.1, segments: tuple[int, int] = (4, 24),
-                 requests_per_minute: int | None = 60, daily_quota: int | None = 1000,
+                 processing_hours: float = 12, requests_per_minute: int | None = 60,
+                 daily_quota: int | None = 1000,
                  **kw: Any) -> None:
         super().__init__(seed=seed, **kw)
         self.requests_per_minute = requests_per_minute
         self.daily_quota = daily_quota
         self.segments = segments
         self.processing_share = processing_share
+        self.processing_window = timedelta(hours=processing_hours)
         self.tokens: dict[str, Token] = {}
         self.token = self.add_token()
         self._calls: dict[str, deque] = defaultdict(deque)
@@ -93,7 +95,10 @@ class MeetricPartnerSimulator(Simulator):
         now = self.now()
         for i in range(conversations):
             date = now - timedelta(seconds=span_days * 86400 * (i + 0.5) / max(1, conversations))
-            self.add_conversation(date=date, status=self._random_status())
+            status = self._random_status()
+            if status == "processing" and now - date > self.processing_window:
+                status = "completed"  # processing takes minutes to hours, not weeks
+            self.add_conversation(date=date, status=status)
         self.deliveries = [{"id": self._uuid(), "event": "conversation.completed",
                             "conversation_id": cid, "status": rng.choice(["delivered", "failed", "pending"]),
                             "response_status": 200, "attempts": 1 + i % 3,
