@@ -15,8 +15,9 @@ def map_ordered(fn: Callable[[T], R], items: Iterable[T], workers: int,
                 *, window: int | None = None) -> Iterator[tuple[T, R | BaseException]]:
     """Yields `(item, fn(item) or the exception it raised)` in input order.
 
-    At most `window` calls (default `2 * workers`) are in flight, so memory stays flat no
-    matter how many items come. Items are pulled lazily from `items`, which may itself be a
+    At most `window` calls (default `8 * workers`) are queued or in flight, so memory stays
+    flat no matter how many items come; the window is deep enough that the workers keep
+    fetching while the consuming thread hands a batch of results to dlt. Items are pulled lazily from `items`, which may itself be a
     paging generator. Closing the iterator early cancels what has not started.
     """
     if workers <= 1:
@@ -26,7 +27,7 @@ def map_ordered(fn: Callable[[T], R], items: Iterable[T], workers: int,
             except Exception as exc:  # handed to the caller, who decides
                 yield item, exc
         return
-    window = window or workers * 2
+    window = window or workers * 8
     pending: deque[tuple[T, Future]] = deque()
     source = iter(items)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="meeting-elt") as pool:
