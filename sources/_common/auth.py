@@ -63,7 +63,6 @@ class OAuth2ClientCredentials(httpx.Auth):
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
-        self.tokens_fetched = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id=***, client_secret=***)"
@@ -87,7 +86,6 @@ class OAuth2ClientCredentials(httpx.Auth):
         self._expires_at = time.monotonic() + lifetime
         # short-lived tokens (under 2 margins) are renewed at half their life, not on every call
         self._margin = min(self._configured_margin, lifetime / 2)
-        self.tokens_fetched += 1
 
     def token(self, *, force: bool = False, stale: str | None = None) -> str:
         """Returns a valid token, fetching one when none is held, it nears expiry, or `force`."""
