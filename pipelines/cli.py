@@ -76,6 +76,26 @@ def print_summary(result: RunResult) -> None:
             console.print(f"  [cyan]next run[/] {what}: {escape(note)}")
         for warning in report.warnings:
             console.print(f"  [yellow]warning[/] {escape(warning)}")
+        print_bad_records(report)
+
+
+BAD_RECORDS_SHOWN = 10  # per table; the rest are counted
+
+
+def print_bad_records(report: Any) -> None:
+    """Malformed records by table and id: loaded as sent (raw values kept) or left out."""
+    by_table: dict[str, list] = {}
+    for bad in report.bad_records:
+        by_table.setdefault(bad.table, []).append(bad)
+    for table_name, bads in sorted(by_table.items()):
+        left_out = sum(1 for b in bads if not b.loaded)
+        console.print(f"  [yellow]bad records[/] {table_name}: {len(bads)} "
+                      f"({len(bads) - left_out} loaded as sent, {left_out} not loaded)")
+        for bad in bads[:BAD_RECORDS_SHOWN]:
+            what = "loaded" if bad.loaded else "[red]not loaded[/]"
+            console.print(f"    {escape(bad.record_id)} ({what}): {escape(bad.problem)}")
+        if len(bads) > BAD_RECORDS_SHOWN:
+            console.print(f"    … and {len(bads) - BAD_RECORDS_SHOWN} more")
 
 
 @click.group()

@@ -25,6 +25,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+# The malformed records that every simulator can serve, one of each kind, with
+# `add_bad_records() -> {kind: id of the record as the source names it}` (DESIGN.md: a bad
+# record never fails a run and is never dropped silently). Real APIs send each of these now
+# and then; tests load an account holding all of them and expect every one kept or named.
+BAD_RECORD_KINDS = (
+    "number_as_string",       # a documented number sent as text ("293")
+    "bad_timestamp",          # an unparsable instant ("2026-13-45T25:61:00Z", "yesterday")
+    "empty_timestamp",        # an instant sent as ""
+    "object_as_json_string",  # a documented object sent as its JSON text
+    "type_change",            # a field whose type differs from the other records'
+    "segment_null_text",      # a transcript segment whose text is null
+    "segment_no_start",       # a transcript segment without its start time
+)
+
 
 def vendor_instant(value: datetime, style: int = 0) -> str:
     """An instant in one of the shapes the APIs really send: 0 `Z` with milliseconds,

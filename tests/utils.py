@@ -81,3 +81,17 @@ def grep_tree(root: Path, needle: str) -> list[str]:
         if path.is_file() and encoded in path.read_bytes():
             hits.append(str(path))
     return hits
+
+
+def bad_record_outcome(pipeline: dlt.Pipeline, report: Any, table: str, record_id: Any,
+                       key: str = "id") -> set[str]:
+    """How a malformed record fared: {"loaded"} if its row is in `table`, {"named"} if the
+    run's report names it, both, or the empty set when it was lost silently."""
+    outcome = set()
+    if table in table_names(pipeline):
+        found = rows(pipeline, table, columns="count(*) AS n", where=f"CAST({key} AS TEXT) = '{record_id}'")
+        if found[0]["n"]:
+            outcome.add("loaded")
+    if any(str(record_id) in b.record_id and b.table == table for b in report.bad_records):
+        outcome.add("named")
+    return outcome

@@ -11,8 +11,20 @@ from dlt.common import logger
 from .errors import BudgetExhausted
 from .redaction import redact
 
+BAD_RECORDS_LOGGED_PER_TABLE = 20  # more are counted and kept in the report, not logged
+
 _reports: dict[str, RunReport] = {}
 _reports_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record whose data was not as documented: loaded repaired (`loaded`), or not loaded."""
+
+    table: str
+    record_id: str
+    problem: str
+    loaded: bool
 
 
 @dataclass
@@ -27,6 +39,9 @@ class RunReport:
     skipped: dict[str, str] = field(default_factory=dict)  # table -> why
     waiting: dict[str, str] = field(default_factory=dict)  # what -> left for the next run
     warnings: list[str] = field(default_factory=list)
+    bad_records: list[BadRecord] = field(default_factory=list)
+    _bad_seen: set[BadRecord] = field(default_factory=set, repr=False)
+    _bad_per_table: Counter = field(default_factory=Counter, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take_request(self, budget: int | None) -> None:
@@ -56,6 +71,21 @@ class RunReport:
         with self._lock:
             self.waiting[what] = redact(note)
         logger.info(f"{self.source}: left for the next run: {what}: {note}")
+
+    def bad_record(self, table: str, record_id: object, problem: str, *, loaded: bool) -> None:
+        """Names a malformed record (once per table, id and problem): `loaded` when it was
+        loaded with its raw values kept or repaired, else it was left out of `table`."""
+        entry = BadRecord(table, redact(str(record_id)), redact(problem), loaded)
+        with self._lock:
+            if entry in self._bad_seen:
+                return
+            self._bad_seen.add(entry)
+            self.bad_records.append(entry)
+            self._bad_per_table[table] += 1
+            logged = self._bad_per_table[table]
+        if logged <= BAD_RECORDS_LOGGED_PER_TABLE:
+            what = "loaded as sent" if loaded else "NOT loaded"
+            logger.warning(f"{self.source}: bad record in '{table}' ({what}): {entry.record_id}: {entry.problem}")
 
     def warn(self, message: str) -> None:
         message = redact(message)

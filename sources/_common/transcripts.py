@@ -8,9 +8,15 @@ row-by-row normaliser.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import orjson
 import pyarrow as pa
+
+from .records import describe, read_float, read_int, read_text, unreadable
+
+if TYPE_CHECKING:
+    from .report import RunReport
 
 TABLE = "transcript_segments"
 CANONICAL_SCHEMA = pa.schema([
@@ -36,16 +42,63 @@ HINTS: dict[str, Any] = {
 }
 
 
-def segments_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Builds an Arrow table of canonical segment rows (extra vendor columns allowed)."""
+def segments_table(rows: list[dict[str, Any]], report: RunReport | None = None) -> pa.Table:
+    """Builds an Arrow table of canonical segment rows (extra vendor columns allowed).
+
+    Every column's type is fixed, never inferred from a batch: a column typed int64 in one
+    load and text in the next would fail the second load (dlt adds no variant columns to
+    Arrow tables). So vendor fields beyond the canonical ones are kept as text (JSON for
+    objects, lists and numbers). A canonical value of the wrong type is converted value by
+    value (a number sent as text is read as the number; what cannot be read is null, its
+    raw text kept in `<column>__raw`, and the segment named in `report`). The context
+    columns that sources add themselves (`CONTEXT_TYPES`) keep their own types.
+    """
     extra = sorted({k for row in rows for k in row} - set(CANONICAL_SCHEMA.names))
-    columns = {name: [row.get(name) for row in rows] for name in CANONICAL_SCHEMA.names}
-    arrays = [pa.array(columns[f.name], type=f.type) for f in CANONICAL_SCHEMA]
-    names = list(CANONICAL_SCHEMA.names)
+    raw: dict[str, list] = {}  # canonical column -> raw values that could not be read
+    arrays = [_canonical_array(f, rows, report, raw) for f in CANONICAL_SCHEMA]
     fields = list(CANONICAL_SCHEMA)
+    for name, values in raw.items():
+        arrays.append(pa.array(values, pa.string()))
+        fields.append(pa.field(f"{name}__raw", pa.string()))
     for name in extra:
-        arrays.append(pa.array([row.get(name) for row in rows]))
-        names.append(name)
-        fields.append(pa.field(name, arrays[-1].type))
+        if name in CONTEXT_TYPES:
+            arrays.append(_canonical_array(pa.field(name, CONTEXT_TYPES[name]), rows, report, raw))
+            fields.append(pa.field(name, CONTEXT_TYPES[name]))
+            continue
+        values = [row.get(name) for row in rows]
+        arrays.append(pa.array([None if v is None else v if isinstance(v, str)
+                                else orjson.dumps(v, default=str).decode() for v in values], pa.string()))
+        fields.append(pa.field(name, pa.string()))
     # with the schema, not just names: keeps the key columns non-nullable as HINTS declare them
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+# columns a source adds to every segment row itself (not vendor fields): their types are known
+CONTEXT_TYPES = {"organization_id": pa.int64(), "account_id": pa.string()}
+_READERS = {pa.string(): read_text, pa.float64(): read_float, pa.int64(): read_int}
+
+
+def _canonical_array(f: pa.Field, rows: list[dict[str, Any]], report: RunReport | None,
+                     raw: dict[str, list]) -> pa.Array:
+    """The column, converting value by value when the fast path fails; unreadable values
+    are null here and kept as text in `raw[name]`."""
+    values = [row.get(f.name) for row in rows]
+    try:
+        return pa.array(values, type=f.type)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        pass
+    reader = _READERS[f.type]
+    out, kept = [], [None] * len(rows)
+    for i, (row, value) in enumerate(zip(rows, values, strict=True)):
+        read = reader(value)
+        if unreadable(value, read):
+            kept[i] = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+        if report is not None and (unreadable(value, read) or (value is not None and read != value)):
+            report.bad_record(TABLE, f"{row.get('meeting_id')}#{row.get('segment_index')}",
+                              f"{f.name}={describe(value)} " + (f"unreadable: null, raw kept in {f.name}__raw" if read is None
+                                                                 else f"read as {describe(read)}"),
+                              loaded=True)
+        out.append(read)
+    if any(v is not None for v in kept):
+        raw[f.name] = kept
+    return pa.array(out, type=f.type)
