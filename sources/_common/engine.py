@@ -1,0 +1,563 @@
+"""The list-and-fetch engine every source runs on.
+
+One algorithm, written once: list the vendor's pages, compare each record with the ledger,
+load the rows that changed, queue the per-item calls ("parts") a record owes, fan them out,
+settle what came back by a table of error actions, and, on a sweep, mark the records the
+list no longer shows as deleted. A source supplies only what is its own:
+
+- an `Entity`: how to read a record's id, version and day, which parts a version owes, the
+  list row, and the parts themselves (one call each, with what a 404 means);
+- a `Listing`: which pages to read this run (windows, cursors, sweeps) and which known
+  records the pages it read cover (for the deletion check);
+- the row shaping of each table fed by a part.
+
+`entity_resources()` turns these into dlt resources: a feed (not a table) that does the
+work, and one transformer per table, so `source.with_resources("transcript_segments")` (or a
+Dagster asset per table) loads just that table and still costs one request per item. The
+feed asks dlt which tables are selected and fetches only the parts they need.
+
+What an error means is decided here, once (`ERROR_ACTIONS`), never in a source.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+import dlt
+
+from .concurrency import map_ordered
+from .deletions import marked_rows
+from .errors import (
+    AuthError,
+    ConfigError,
+    MeetingEltError,
+    NotFoundError,
+    RateLimitError,
+    ScopeError,
+)
+from .ledger import EntityLedger, Ledger
+from .records import BAD_DATA_ERRORS, excerpt, shape_or_none
+from .report import RunReport
+from .timeutil import parse_instant
+
+DEFAULT_BATCH = 200  # records whose rows are handed to dlt together
+RETRY_FIRST = timedelta(minutes=30)  # a failed or not-ready part is tried again after this…
+RETRY_CAP = timedelta(days=1)  # …doubling up to this
+
+
+class Action(Enum):
+    """What to do with an error, by its kind (Singer's errors, as a table)."""
+
+    ABORT = "abort the run"  # a wrong credential, a bad config: nothing else can work
+    SKIP = "skip the part's tables this run, name the scope"  # 403 for a scope or plan
+    STOP = "stop cleanly, load what was fetched, continue next run"  # quota, budget, long 429
+    NOT_FOUND = "as the part says: the record is deleted, has no such data, or is not ready"
+    RETRY = "owe the part again (next run, with back-off)"  # a vendor error that outlasted retries
+    BAD_RECORD = "name the record; fetch again only when its version changes"  # malformed data
+
+
+ERROR_ACTIONS: tuple[tuple[tuple[type[BaseException], ...], Action], ...] = (
+    ((AuthError, ConfigError), Action.ABORT),
+    ((ScopeError,), Action.SKIP),
+    ((RateLimitError,), Action.STOP),  # QuotaExhausted and BudgetExhausted are RateLimitErrors
+    ((NotFoundError,), Action.NOT_FOUND),
+    ((MeetingEltError,), Action.RETRY),
+    (BAD_DATA_ERRORS, Action.BAD_RECORD),
+)
+
+
+def action_for(exc: BaseException) -> Action | None:
+    """The action for an error; None for a programming error (it propagates)."""
+    for kinds, action in ERROR_ACTIONS:
+        if isinstance(exc, kinds):
+            return action
+    return None
+
+
+class NotFound(Enum):
+    """What a 404 on a part means."""
+
+    DELETED = "the record was deleted at the vendor"
+    NONE = "the record has no such data: nothing to load, the part is done"
+    NOT_READY = "the vendor has not made it yet: owe it again, with back-off"
+
+
+class Ready(Enum):
+    """A part's verdict on a body it fetched."""
+
+    READY = "load it"
+    NOT_READY = "not final yet: owe the part again, with back-off"
+    NONE = "nothing to load: the part is done"
+
+
+# ---------------------------------------------------------------------- what a source supplies
+@dataclass
+class Work:
+    """One record's owed parts: {part: version owed}, and its list item when listed this run."""
+
+    record_id: str
+    parts: dict[str, str]
+    item: dict | None = None
+    day: str | None = None
+
+
+@dataclass
+class Part:
+    """A per-item call. `fetch(work)` runs in a worker thread and returns the body."""
+
+    name: str
+    tables: tuple[str, ...]
+    fetch: Callable[[Work], Any]
+    not_found: NotFound = NotFound.NONE
+    judge: Callable[[Work, Any], Ready] | None = None  # default: every body is READY
+    priority: int = 0  # lower first, when the entity orders its work
+    # the version a body is fetched for (default: the record's version), e.g. a segment
+    # count, so that a rename does not fetch the transcript again
+    version: Callable[[dict], str] | None = None
+
+
+@dataclass
+class Entity:
+    """A vendor list and what hangs off each of its records."""
+
+    name: str  # the ledger's name for it
+    key: Callable[[dict], str | None]
+    version: Callable[[dict], str]
+    day: Callable[[dict], str | None] = lambda item: None
+    # which parts this version of the record owes, and whether the vendor is still busy with it
+    wants: Callable[[dict], tuple[Sequence[str], bool]] = lambda item: ((), False)
+    table: str | None = None  # the list rows' table (None: the list only drives parts)
+    row: Callable[[dict], dict | None] = lambda item: item
+    marked_table: str | None = None  # whose rows get `deleted_at` (default: `table`)
+    key_column: str = "id"
+    parts: tuple[Part, ...] = ()
+    ordered: bool = False  # list everything first, then fetch by part priority, newest first
+    batch: int = DEFAULT_BATCH
+
+    @property
+    def marks_table(self) -> str | None:
+        return self.marked_table or self.table
+
+    def part(self, name: str) -> Part:
+        return next(p for p in self.parts if p.name == name)
+
+
+class Listing:
+    """Which pages a run reads, and what they cover. Subclass per vendor strategy."""
+
+    sweep: bool = False  # a complete listing of the whole range: deletions may be checked
+    stable: bool = True  # set False when the list moved while it was paged
+
+    def pages(self) -> Iterator[list]:
+        raise NotImplementedError
+
+    def covers(self, record_id: str, entry: dict) -> bool:
+        """True when a known record lies in the range this listing read (so not seeing it
+        in a complete sweep means it was deleted)."""
+        return True
+
+    def finished(self, complete: bool) -> None:
+        """Called once the pages are read (`complete`) or cut short: advance cursors here."""
+
+
+# ---------------------------------------------------------------------- what flows to the tables
+@dataclass
+class ListedRows:
+    rows: list[dict]
+
+
+@dataclass
+class Fetched:
+    work: Work
+    bodies: dict[str, Any]  # part -> body, READY parts only
+
+
+@dataclass
+class FetchedBatch:
+    items: list[Fetched]
+
+
+@dataclass
+class Marks:
+    table: str
+
+
+# ---------------------------------------------------------------------- the run
+@dataclass
+class RunState:
+    """What one run of one entity decided, for the report and the sweep."""
+
+    seen: set[str] = field(default_factory=set)
+    submitted: set[str] = field(default_factory=set)
+    stopped: str | None = None
+    listing_complete: bool = False
+    fetched: int = 0
+    disabled: set[str] = field(default_factory=set)  # parts refused (scope) this run
+
+
+class Engine:
+    """Runs one entity for one source run; `feed()` is the dlt resource that does the work."""
+
+    def __init__(self, entity: Entity, listing: Callable[[EntityLedger], Listing], *,
+                 client: Any, report: RunReport, now: Callable[[], datetime],
+                 concurrency: int | None = None, selected: Callable[[], set[str]] | None = None,
+                 before: Callable[[], bool] | None = None) -> None:
+        self.entity, self.make_listing = entity, listing
+        self.client, self.report, self.now_fn = client, report, now
+        self.concurrency = concurrency or client.settings.concurrency
+        self.selected_fn = selected
+        self.before = before  # runs first; False: nothing to do this run
+        self.run = RunState()
+        self._halt = threading.Event()
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- helpers
+    def _selected(self) -> set[str]:
+        if self.selected_fn is not None:
+            return self.selected_fn()
+        try:
+            return set(dlt.current.source().selected_resources)
+        except Exception:  # noqa: BLE001 - outside a dlt run (tests): everything
+            tables = {self.entity.table} | {t for p in self.entity.parts for t in p.tables}
+            return {t for t in tables if t}
+
+    def stop(self, why: str) -> None:
+        with self._lock:
+            if self.run.stopped is None:
+                self.run.stopped = why
+                self.report.warn(f"{self.entity.name}: stopped: {why}")
+        self._halt.set()
+
+    @property
+    def halted(self) -> bool:
+        return self._halt.is_set()
+
+    # ---------------------------------------------------------------- the feed
+    def feed(self) -> Iterator[Any]:
+        """Lists, loads changed rows, fetches owed parts, marks deletions; yields batches
+        for the table transformers. The ledger is written after each batch is yielded."""
+        if self.before is not None and not self.before():
+            return
+        self.now = self.now_fn()
+        ledger = Ledger(dlt.current.source_state())
+        ledger.prune_marks(self.now)
+        book = ledger.entity(self.entity.name)
+        selected = self._selected()
+        wanted_parts = {p.name for p in self.entity.parts if set(p.tables) & selected}
+        load_rows = self.entity.table in selected
+        listing = self.make_listing(book)
+        work: list[Work] = []
+        yield from self._list(listing, book, ledger, load_rows, wanted_parts, work)
+        backlog = [] if self.halted else self._backlog(book, wanted_parts)
+        yield from self._fan_out(self._ordered(work + backlog), book, ledger)
+        if self.run.listing_complete and listing.sweep:
+            self._check_deletions(listing, book, ledger)
+        listing.finished(self.run.listing_complete)
+        if self.run.listing_complete and listing.sweep:
+            book.swept(self.now)
+        marks_table = self.entity.marks_table
+        if marks_table and marks_table in selected and ledger.marks(marks_table):
+            yield Marks(marks_table)
+        self._report_left(book, wanted_parts, listing)
+
+    def _list(self, listing: Listing, book: EntityLedger, ledger: Ledger, load_rows: bool,
+              wanted_parts: set[str], work: list[Work]) -> Iterator[Any]:
+        """Reads the listing's pages; yields changed list rows; queues owed work (yielding
+        fetched batches as they fill, unless the entity orders its work)."""
+        entity = self.entity
+        marks = ledger.marks(entity.marks_table) if entity.marks_table else {}
+        try:
+            for page in listing.pages():
+                rows: list[dict] = []
+                versions: list[tuple[str, str, str | None, dict[str, str], bool]] = []
+                for item in page:
+                    seen = self._see(item, book, marks, load_rows, wanted_parts, rows, versions, work)
+                    if seen is not None:
+                        self.run.seen.add(seen)
+                if rows:
+                    yield ListedRows(rows)
+                for record_id, version, day, parts, waiting in versions:
+                    book.see(record_id, version, day, parts=parts, waiting=waiting, loaded=load_rows)
+                if entity.marks_table and rows:
+                    ledger.unmark(entity.marks_table, (v[0] for v in versions))  # they came back
+                if not entity.ordered and len(work) >= entity.batch and not self.halted:
+                    chunk = work[:]
+                    work.clear()
+                    yield from self._fan_out(chunk, book, ledger)
+            self.run.listing_complete = True
+        except RateLimitError as exc:  # our budget, or a wait too long: the listing is cut
+            self.stop(exc.message)
+        except ScopeError as exc:
+            tables = [t for t in [entity.table, *(t for p in entity.parts for t in p.tables)] if t]
+            for table in tables:
+                self.report.skip(table, f"the credential may not list {entity.name}: {exc.message}")
+
+    def _see(self, item: Any, book: EntityLedger, marks: dict[str, str], load_rows: bool,
+             wanted_parts: set[str], rows: list[dict], versions: list, work: list[Work]) -> str | None:
+        entity = self.entity
+        record_id = shape_or_none(self.report, entity.name, "(no id)", entity.key, item) \
+            if isinstance(item, dict) else None
+        if not record_id:
+            self.report.bad_record(entity.table or entity.name, excerpt(item),
+                                   "listed without a readable id", loaded=False)
+            return None
+        if record_id in self.run.seen:
+            return None  # listed twice: the list moved while it was paged
+        version = shape_or_none(self.report, entity.table or entity.name, record_id, entity.version, item)
+        if version is None:
+            return record_id
+        day = shape_or_none(self.report, entity.table or entity.name, record_id, entity.day, item)
+        plan = shape_or_none(self.report, entity.table or entity.name, record_id, entity.wants, item)
+        parts, waiting = plan if plan is not None else ((), False)
+        entry = book.get(record_id) or {}
+        if load_rows and (entry.get("version") != version or record_id in marks):
+            row = shape_or_none(self.report, entity.table, record_id, entity.row, item)
+            if row is not None:
+                rows.append({**row, "deleted_at": None} if record_id in marks else row)
+        part_versions = {}
+        for name in parts:
+            part = next((p for p in entity.parts if p.name == name), None)
+            if part is not None:
+                pv = shape_or_none(self.report, entity.table or entity.name, record_id,
+                                   part.version, item) if part.version else version
+                if pv is not None:
+                    part_versions[name] = str(pv)
+        versions.append((record_id, version, day, part_versions, waiting))
+        done = entry.get("done") or {}
+        owed = {p: v for p, v in part_versions.items() if p in wanted_parts and done.get(p) != v}
+        backing_off = entry.get("check_at") and owed.items() <= (entry.get("owed") or {}).items() \
+            and parse_instant(entry["check_at"]) > self.now
+        if owed and not self.halted and not backing_off:
+            self.run.submitted.add(record_id)
+            work.append(Work(record_id, owed, item, day))
+        return record_id
+
+    def _backlog(self, book: EntityLedger, wanted_parts: set[str]) -> list[Work]:
+        """Parts owed from earlier runs by records this run's listing did not show."""
+        out = []
+        for record_id, owed in book.due(self.now):
+            if record_id in self.run.submitted:
+                continue
+            parts = {p: v for p, v in owed.items() if p in wanted_parts}
+            if parts:
+                entry = book.get(record_id) or {}
+                out.append(Work(record_id, parts, None, entry.get("day")))
+        return out
+
+    def _ordered(self, work: list[Work]) -> list[Work]:
+        if not self.entity.ordered:
+            return work
+        priority = {p.name: p.priority for p in self.entity.parts}
+        # newest first within a priority (sorts are stable): those are what users look at
+        newest_first = sorted(work, key=lambda w: w.day or "", reverse=True)
+        return sorted(newest_first, key=lambda w: min(priority.get(p, 0) for p in w.parts))
+
+    # ---------------------------------------------------------------- fetching
+    def _fetch(self, work: Work) -> dict[str, Any]:
+        """Every owed part of one record, in a worker thread: {part: body or exception}."""
+        out: dict[str, Any] = {}
+        for name in work.parts:
+            if self.halted:
+                break
+            if name in self.run.disabled:
+                continue
+            part = self.entity.part(name)
+            try:
+                out[name] = part.fetch(work)
+            except Exception as exc:  # noqa: BLE001 - settled by ERROR_ACTIONS
+                out[name] = exc
+                if isinstance(exc, RateLimitError):
+                    self.stop(exc.message)
+                    break
+                if isinstance(exc, NotFoundError) and part.not_found is NotFound.DELETED:
+                    break  # the record is gone: its other parts are moot
+        return out
+
+    def _fan_out(self, work: Iterable[Work], book: EntityLedger, ledger: Ledger) -> Iterator[Any]:
+        def pending() -> Iterator[Work]:
+            for w in work:
+                if self.halted:
+                    return
+                yield w
+
+        batch: list[Fetched] = []
+        settled: list[tuple[str, str, str]] = []
+        for w, result in map_ordered(self._fetch, pending(), self.concurrency):
+            if isinstance(result, BaseException):
+                raise result
+            bodies = self._settle(w, result, book, ledger, settled)
+            if bodies:
+                batch.append(Fetched(w, bodies))
+            if len(batch) >= self.entity.batch:
+                yield FetchedBatch(batch)
+                self._apply(settled, book)
+                batch, settled = [], []
+        if batch:
+            yield FetchedBatch(batch)
+        self._apply(settled, book)
+
+    def _apply(self, settled: list[tuple[str, str, str]], book: EntityLedger) -> None:
+        for record_id, part, version in settled:
+            book.settle(record_id, part, version)
+
+    def _settle(self, work: Work, result: dict[str, Any], book: EntityLedger, ledger: Ledger,
+                settled: list[tuple[str, str, str]]) -> dict[str, Any]:
+        """Decides each part's fate; returns the bodies to load. Parts done are settled in
+        the ledger only after their rows are yielded (`settled`)."""
+        bodies: dict[str, Any] = {}
+        for name, value in result.items():
+            part = self.entity.part(name)
+            version = work.parts[name]
+            if not isinstance(value, BaseException):
+                verdict = Ready.READY
+                if part.judge is not None:
+                    verdict = shape_or_none(self.report, part.tables[0] if part.tables else name,
+                                            work.record_id, part.judge, work, value) or Ready.NONE
+                if verdict is Ready.READY:
+                    bodies[name] = value
+                    settled.append((work.record_id, name, version))
+                    self.run.fetched += 1
+                elif verdict is Ready.NOT_READY:
+                    book.retry_later(work.record_id, self.now, first=RETRY_FIRST, cap=RETRY_CAP)
+                else:
+                    settled.append((work.record_id, name, version))
+                continue
+            action = action_for(value)
+            if action is None or action is Action.ABORT:
+                raise value
+            if action is Action.SKIP:
+                self.run.disabled.add(name)
+                scope = getattr(value, "scope", None)
+                for table in part.tables:
+                    self.report.skip(table, f"the credential lacks the '{scope}' scope ({value.message})"
+                                     if scope else value.message)
+            elif action is Action.STOP:
+                pass  # stays owed; `stop()` was called by the worker
+            elif action is Action.NOT_FOUND:
+                if part.not_found is NotFound.DELETED:
+                    book.forget(work.record_id)
+                    if self.entity.marks_table:
+                        ledger.mark_deleted(self.entity.marks_table, [work.record_id], self.now)
+                    return {}
+                if part.not_found is NotFound.NOT_READY:
+                    book.retry_later(work.record_id, self.now, first=RETRY_FIRST, cap=RETRY_CAP)
+                else:
+                    settled.append((work.record_id, name, version))
+            elif action is Action.RETRY:
+                self.report.warn(f"{self.entity.name} {work.record_id}: {name} not loaded, tried again "
+                                 f"later: {getattr(value, 'message', value)}")
+                book.retry_later(work.record_id, self.now, first=RETRY_FIRST, cap=RETRY_CAP)
+            elif action is Action.BAD_RECORD:
+                table = part.tables[0] if part.tables else self.entity.name
+                self.report.bad_record(table, work.record_id, f"{name}: could not be read "
+                                       f"({type(value).__name__}: {value})", loaded=False)
+                settled.append((work.record_id, name, version))
+        return bodies
+
+    # ---------------------------------------------------------------- deletions
+    def _check_deletions(self, listing: Listing, book: EntityLedger, ledger: Ledger) -> None:
+        """A complete, stable sweep: known records it did not show are deleted, unless it
+        showed nothing at all (a wrong account is likelier than everything deleted)."""
+        table = self.entity.marks_table
+        if not table:
+            return
+        if not listing.stable:
+            self.report.warn(f"{self.entity.name}: the list moved while the sweep read it; "
+                             "deletions are checked at the next sweep")
+            return
+        candidates = {rid for rid in book.ids() if listing.covers(rid, book.get(rid) or {})}
+        if candidates and not self.run.seen:
+            self.report.warn(f"{self.entity.name}: the sweep listed nothing while {len(candidates)} are "
+                             "known: refusing to mark any as deleted (check the credential's account)")
+            return
+        gone = candidates - self.run.seen
+        if not gone:
+            return
+        for record_id in gone:
+            book.forget(record_id)
+        new = ledger.mark_deleted(table, gone, self.now)
+        if new:
+            self.report.warn(f"{table}: {new} no longer listed by the vendor; marked with deleted_at")
+
+    # ---------------------------------------------------------------- the report
+    def _report_left(self, book: EntityLedger, wanted_parts: set[str], listing: Listing) -> None:
+        owed = sum(1 for _, parts in book.owed() if set(parts) & wanted_parts)
+        waiting = sum(1 for rid in book.ids() if (book.get(rid) or {}).get("waiting"))
+        notes = []
+        if not self.run.listing_complete:
+            notes.append("the listing was cut short; the next run reads on")
+        if owed:
+            notes.append(f"{owed} owe per-item calls ({self.run.stopped or 'not ready or failed; tried again later'})")
+        if waiting:
+            notes.append(f"{waiting} are still being processed by the vendor")
+        if notes:
+            self.report.wait(self.entity.name, "; ".join(notes))
+
+
+# ---------------------------------------------------------------------- dlt resources
+@dataclass
+class TableSpec:
+    """A table fed by the engine: the list rows (`part=None`) or a part's bodies."""
+
+    name: str
+    part: str | None = None
+    # rows of one fetched record (part tables), or None to skip it
+    shape: Callable[[Fetched], Any] | None = None
+    # a batch's rows to what is yielded (e.g. an Arrow table for transcript segments)
+    finish: Callable[[list[dict]], Any] | None = None
+    hints: dict[str, Any] = field(default_factory=dict)
+
+
+def entity_resources(engine: Engine, tables: Sequence[TableSpec], report: RunReport) -> list[Any]:
+    """The feed (a resource that is not a table) and one transformer per table."""
+    entity = engine.entity
+    def feed_items() -> Iterator[Any]:
+        yield from engine.feed()
+
+    feed = dlt.resource(feed_items, name=f"{entity.name}_feed", selected=False)
+    out = [feed]
+    for spec in tables:
+        out.append(_table_transformer(feed, spec, entity, report))
+    return out
+
+
+def _table_transformer(feed: Any, spec: TableSpec, entity: Entity, report: RunReport) -> Any:
+    def rows_of(batch: Any) -> Iterator[Any]:
+        if isinstance(batch, Marks):
+            if batch.table == spec.name:
+                yield from _marked(spec.name, entity.key_column)
+            return
+        if spec.part is None:
+            if isinstance(batch, ListedRows) and batch.rows:
+                yield batch.rows
+            return
+        if not isinstance(batch, FetchedBatch):
+            return
+        out: list[dict] = []
+        for fetched in batch.items:
+            if spec.part not in fetched.bodies:
+                continue
+            shaped = shape_or_none(report, spec.name, fetched.work.record_id, spec.shape, fetched)
+            if shaped:
+                out.extend(shaped)
+        if out:
+            yield spec.finish(out) if spec.finish else out
+
+    return dlt.transformer(rows_of, data_from=feed, name=spec.name, **spec.hints)
+
+
+def _marked(table: str, key: str) -> Iterator[Any]:
+    """The stored rows of the marked records, with `deleted_at` set; marks then owed no more."""
+    ledger = Ledger(dlt.current.source_state())
+    marks = ledger.marks(table)
+    rows = marked_rows(dlt.current.pipeline(), table, key, marks)
+    if rows is None:
+        return  # the destination could not be read: the marks stay owed for the next run
+    if rows:
+        yield rows
+    ledger.unmark(table, marks)  # found and marked, or never loaded: nothing left to mark

@@ -1,0 +1,220 @@
+"""The record ledger: what a source knows about every record it loaded, in dlt state.
+
+One schema for every source and entity, kept in the source's dlt state (so it travels to
+the destination with the data it describes, and a fresh worker continues from it):
+
+    source_state["ledger"][entity] = {
+        "records": {id: {
+            "version": str,          # the version of the row last loaded (a content hash,
+                                     #   an updated_at, a count: the entity decides)
+            "day": "YYYY-MM-DD",     # the record's day on the list's own axis (meeting date,
+                                     #   creation day): windows and sweeps are in days
+            "owed": {part: version}, # per-item calls still owed, each with the version of
+                                     #   the record it must be fetched for
+            "done": {part: version}, # the version each part was last fetched for
+            "waiting": true,         # the vendor is not done with it (still processing):
+                                     #   listings reach back to it until it is final
+            "check_at": iso,         # when an owed part may be tried again (back-off)
+            "tries": int,            # how many times it was tried without success
+        }},                          # (empty fields are left out)
+        "cursor": {...},             # the listing strategy's own bookmarks
+        "last_sweep_at": iso,        # when the last complete sweep ended
+    }
+    source_state["ledger"]["_marks"] = {table: {id: deleted_at}}
+                                     # deletions found, owed to the warehouse until the
+                                     # marked rows are handed to dlt
+
+The ledger is written at one moment: when the rows it describes have been yielded. A run
+that stops early never records a row it did not hand over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from .timeutil import iso, parse_instant
+
+LEDGER_KEY = "ledger"
+MARKS_KEY = "_marks"
+MARK_RETENTION_DAYS = 90  # a mark never handed over (table not loaded yet) is dropped after this
+
+
+class EntityLedger:
+    """The ledger of one entity (a list of records, e.g. conversations)."""
+
+    def __init__(self, state: dict, name: str) -> None:
+        self.name = name
+        self._state = state
+        self.records: dict[str, dict[str, Any]] = state.setdefault("records", {})
+        self.cursor: dict[str, Any] = state.setdefault("cursor", {})
+
+    # ---------------------------------------------------------------- reading
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        return self.records.get(record_id)
+
+    def __contains__(self, record_id: str) -> bool:
+        return record_id in self.records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def ids(self) -> Iterator[str]:
+        return iter(self.records)
+
+    def owed(self) -> Iterator[tuple[str, dict[str, str]]]:
+        """(id, {part: version}) of every record with per-item calls still owed."""
+        for record_id, entry in self.records.items():
+            if entry.get("owed"):
+                yield record_id, entry["owed"]
+
+    def due(self, now: datetime) -> Iterator[tuple[str, dict[str, str]]]:
+        """Owed records whose back-off has passed."""
+        for record_id, owed in self.owed():
+            check_at = self.records[record_id].get("check_at")
+            if check_at is None or parse_instant(check_at) <= now:
+                yield record_id, owed
+
+    def waiting_days(self) -> list[str]:
+        """Days of the records the vendor is not done with (listings reach back to them)."""
+        return sorted(e["day"] for e in self.records.values() if e.get("waiting") and e.get("day"))
+
+    def newest_day(self) -> str | None:
+        return max((e["day"] for e in self.records.values() if e.get("day")), default=None)
+
+    # ---------------------------------------------------------------- sweeps
+    @property
+    def last_sweep_at(self) -> datetime | None:
+        return parse_instant(self._state.get("last_sweep_at"))
+
+    def sweep_due(self, interval_hours: float, now: datetime) -> bool:
+        """True when `interval_hours` have passed since the last complete sweep (0: always)."""
+        last = self.last_sweep_at
+        return last is None or interval_hours <= 0 or now - last >= timedelta(hours=interval_hours)
+
+    def swept(self, now: datetime) -> None:
+        self._state["last_sweep_at"] = iso(now)
+
+    # ---------------------------------------------------------------- writing
+    def see(self, record_id: str, version: str, day: str | None, *,
+            parts: dict[str, str] | None = None, waiting: bool = False,
+            loaded: bool = True) -> dict[str, Any]:
+        """Records what a listing showed. `parts` are the per-item calls this version needs,
+        each with the version it must be fetched for: owed unless already done for it.
+        `loaded` says the row itself was handed to dlt (a list row), so `version` is what
+        the table now holds."""
+        entry = self.records.setdefault(record_id, {})
+        if loaded:
+            entry["version"] = version
+        if day is not None:
+            entry["day"] = day
+        if waiting:
+            entry["waiting"] = True
+        else:
+            entry.pop("waiting", None)
+        done = entry.get("done", {})
+        before = entry.get("owed", {})
+        owed = {part: v for part, v in (parts or {}).items() if done.get(part) != v}
+        if owed:
+            if owed != before:
+                entry.pop("check_at", None)
+                entry.pop("tries", None)
+            entry["owed"] = owed
+        else:
+            entry.pop("owed", None)
+            entry.pop("check_at", None)
+            entry.pop("tries", None)
+        return entry
+
+    def settle(self, record_id: str, part: str, version: str) -> None:
+        """A part was fetched for `version` and its rows yielded: done for that version."""
+        entry = self.records.get(record_id)
+        if entry is None:
+            return
+        entry.setdefault("done", {})[part] = version
+        owed = entry.get("owed", {})
+        if owed.get(part) == version:
+            owed.pop(part)
+        if not owed:
+            entry.pop("owed", None)
+            entry.pop("check_at", None)
+            entry.pop("tries", None)
+
+    def drop_part(self, record_id: str, part: str) -> None:
+        """A part that will never come (e.g. the scope is missing): owed no more."""
+        entry = self.records.get(record_id)
+        if entry and part in entry.get("owed", {}):
+            entry["owed"].pop(part)
+            if not entry["owed"]:
+                entry.pop("owed")
+                entry.pop("check_at", None)
+                entry.pop("tries", None)
+
+    def retry_later(self, record_id: str, now: datetime, *, first: timedelta,
+                    cap: timedelta) -> datetime:
+        """Backs a failing or not-ready record off: first, then doubling up to cap."""
+        entry = self.records.get(record_id)
+        if entry is None:
+            return now
+        tries = int(entry.get("tries", 0)) + 1
+        entry["tries"] = tries
+        wait = min(first * (2 ** (tries - 1)), cap)
+        entry["check_at"] = iso(now + wait)
+        return now + wait
+
+    def set_waiting(self, record_id: str, waiting: bool) -> None:
+        entry = self.records.get(record_id)
+        if entry is None:
+            return
+        if waiting:
+            entry["waiting"] = True
+        else:
+            entry.pop("waiting", None)
+
+    def forget(self, record_id: str) -> dict[str, Any] | None:
+        """Removes a record (deleted at the vendor, or aged out of reach)."""
+        return self.records.pop(record_id, None)
+
+
+class Ledger:
+    """Every entity's ledger of one source, plus the deletion marks owed to the warehouse."""
+
+    def __init__(self, source_state: dict) -> None:
+        self._state = source_state.setdefault(LEDGER_KEY, {})
+        self._marks: dict[str, dict[str, str]] = self._state.setdefault(MARKS_KEY, {})
+
+    def entity(self, name: str) -> EntityLedger:
+        if name == MARKS_KEY:
+            raise ValueError(f"'{MARKS_KEY}' is reserved")
+        return EntityLedger(self._state.setdefault(name, {}), name)
+
+    # ---------------------------------------------------------------- deletion marks
+    def mark_deleted(self, table: str, ids: Iterable[str], now: datetime) -> int:
+        """Owes `deleted_at` marks for `ids` in `table`; returns how many are new."""
+        marks = self._marks.setdefault(table, {})
+        new = 0
+        for record_id in ids:
+            if record_id not in marks:
+                marks[record_id] = iso(now)
+                new += 1
+        return new
+
+    def marks(self, table: str) -> dict[str, str]:
+        return dict(self._marks.get(table, {}))
+
+    def tables_with_marks(self) -> list[str]:
+        return [t for t, m in self._marks.items() if m]
+
+    def unmark(self, table: str, ids: Iterable[str]) -> None:
+        """Marks handed to dlt (or records that came back): owed no more."""
+        marks = self._marks.get(table)
+        if marks:
+            for record_id in ids:
+                marks.pop(record_id, None)
+
+    def prune_marks(self, now: datetime) -> None:
+        cutoff = now - timedelta(days=MARK_RETENTION_DAYS)
+        for marks in self._marks.values():
+            for record_id in [k for k, v in marks.items() if parse_instant(v) < cutoff]:
+                del marks[record_id]

@@ -1,0 +1,323 @@
+"""The list-and-fetch engine, on a small API served over loopback: what every source gets.
+
+The toy API has a paged list of items (each with a `tags` list, so the table has a child
+table), a detail call per item, and a `notes` call that answers 404 until the vendor has
+made the notes. Sources are built from `Entity`, `Listing` and `TableSpec` exactly as the
+real ones are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dlt
+import pytest
+
+from simulators.base import HttpError, Request, Simulator, route
+from sources._common.auth import BearerAuth
+from sources._common.engine import (
+    Action,
+    Engine,
+    Entity,
+    Listing,
+    NotFound,
+    Part,
+    Ready,
+    TableSpec,
+    action_for,
+    entity_resources,
+)
+from sources._common.errors import QuotaExhausted, ScopeError
+from sources._common.http import ApiClient, HttpSettings
+from sources._common.ledger import Ledger
+from sources._common.paginators import PageNumberPaginator
+from sources._common.report import new_report
+from sources._common.state import deleted_at_column
+from tests.utils import rows
+
+TOKEN = "toy-secret-token"
+MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+
+
+class ToySimulator(Simulator):
+    name = "toy"
+
+    def __init__(self, items: int = 12, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.items: dict[str, dict] = {}
+        self.notes_ready: set[str] = set()
+        self.forbid_notes = False
+        self.quota: int | None = None  # per-item calls allowed before 429 "quota"
+        for i in range(items):
+            self.add(i)
+
+    def add(self, i: int, status: str = "done") -> dict:
+        at = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(hours=i)
+        item = {"id": f"it{i:03d}", "title": f"Item {i}", "status": status,
+                "created_at": at.isoformat(), "updated_at": at.isoformat(),
+                "tags": [f"t{i}", f"u{i}"], "meta": {"score": i / 10}}
+        self.items[item["id"]] = item
+        self.notes_ready.add(item["id"])
+        return item
+
+    def touch(self, item_id: str, **changes: Any) -> None:
+        item = self.items[item_id]
+        item.update(changes)
+        item["updated_at"] = (datetime.fromisoformat(item["updated_at"]) + timedelta(minutes=1)).isoformat()
+
+    def source_config(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "token": TOKEN}
+
+    def authenticate(self, request: Request) -> Any:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            raise HttpError(401, "bad token")
+        return "user"
+
+    def _spend(self) -> None:
+        if self.quota is not None:
+            if self.quota <= 0:
+                raise HttpError(429, "Daily quota exceeded", headers={"Retry-After": "3600"})
+            self.quota -= 1
+
+    @route("GET", "/items")
+    def list_items(self, request: Request) -> Any:
+        page, size = int(request.query.get("page", 1)), int(request.query.get("size", 5))
+        ordered = sorted(self.items.values(), key=lambda i: i["created_at"], reverse=True)
+        chunk = ordered[(page - 1) * size: page * size]
+        pages = max(1, -(-len(ordered) // size))
+        return {"items": chunk, "meta": {"total_pages": pages}}
+
+    @route("GET", r"/items/(?P<id>[^/]+)")
+    def detail(self, request: Request) -> Any:
+        item = self.items.get(request.params["id"])
+        if item is None:
+            raise HttpError(404, "not found")
+        self._spend()
+        return {**item, "body": f"the text of {item['id']}"}
+
+    @route("GET", r"/items/(?P<id>[^/]+)/notes")
+    def notes(self, request: Request) -> Any:
+        if self.forbid_notes:
+            raise HttpError(403, "Token does not have the 'notes' scope")
+        item_id = request.params["id"]
+        if item_id not in self.items or item_id not in self.notes_ready:
+            raise HttpError(404, "not found")
+        self._spend()
+        return {"item_id": item_id, "notes": [f"note on {item_id}"]}
+
+
+class FullList(Listing):
+    """Every page, every run: each run is a sweep."""
+
+    sweep = True
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    def pages(self) -> Iterator[list]:
+        paginator = PageNumberPaginator(page_size=5, size_param="size", total_pages_path="meta.total_pages")
+        for page in self.client.paginate("items", paginator=paginator, items_path="items"):
+            yield page.items
+
+
+def classify(answer: Any) -> Any:
+    if answer.status == 429 and "quota" in str(answer.body).lower():
+        return QuotaExhausted("quota spent", status=429, url=answer.url)
+    if answer.status == 403:
+        return ScopeError("forbidden", scope="notes", status=403, url=answer.url)
+    return None
+
+
+@dlt.source(name="toy")
+def toy(base_url: str, token: str, max_requests: int | None = None) -> Any:
+    report = new_report("toy")
+    client = ApiClient(base_url, BearerAuth(token), report,
+                       HttpSettings(max_requests=max_requests, concurrency=3, max_retries=1,
+                                    backoff_initial_seconds=0.01, backoff_max_seconds=0.02),
+                       classify_error=classify)
+    entity = Entity(
+        name="items", table="items",
+        key=lambda i: str(i["id"]) if i.get("id") else None,
+        version=lambda i: str(i["updated_at"]),
+        day=lambda i: str(i["created_at"])[:10],
+        wants=lambda i: ((("detail", "notes") if i.get("status") == "done" else ()), i.get("status") != "done"),
+        parts=(
+            Part("detail", ("item_bodies",), fetch=lambda w: client.get(f"items/{w.record_id}").body,
+                 not_found=NotFound.DELETED),
+            Part("notes", ("notes",), fetch=lambda w: client.get(f"items/{w.record_id}/notes").body,
+                 not_found=NotFound.NOT_READY,
+                 judge=lambda w, body: Ready.READY if body.get("notes") else Ready.NOT_READY),
+        ),
+    )
+    engine = Engine(entity, lambda book: FullList(client), client=client, report=report,
+                    now=lambda: datetime.now(UTC))
+    return entity_resources(engine, [
+        TableSpec("items", hints={"primary_key": "id", "write_disposition": MERGE,
+                                  "columns": deleted_at_column()}),
+        TableSpec("item_bodies", part="detail",
+                  shape=lambda f: [{"item_id": f.work.record_id, "body": f.bodies["detail"]["body"]}],
+                  hints={"primary_key": "item_id", "write_disposition": MERGE}),
+        TableSpec("notes", part="notes",
+                  shape=lambda f: [{"item_id": f.work.record_id, "note": n} for n in f.bodies["notes"]["notes"]],
+                  hints={"primary_key": "item_id", "write_disposition": MERGE}),
+    ], report)
+
+
+@pytest.fixture
+def sim(start_sim) -> ToySimulator:
+    return start_sim(ToySimulator)
+
+
+@pytest.fixture
+def pipeline(tmp_path) -> dlt.Pipeline:
+    return dlt.pipeline("engine_toy", destination=dlt.destinations.duckdb(str(tmp_path / "warehouse.duckdb")),
+                        dataset_name="toy", pipelines_dir=str(tmp_path / "pipelines"))
+
+
+def loaded(pipeline: dlt.Pipeline) -> dict[str, int]:
+    counts = pipeline.last_trace.last_normalize_info.row_counts
+    return {t: n for t, n in counts.items() if not t.startswith("_dlt")}
+
+
+def tags(pipeline: dlt.Pipeline) -> list[tuple]:
+    """(item id, list index, tag) of the child table, joined to its parent rows."""
+    with pipeline.sql_client() as client:
+        items, kids = client.make_qualified_table_name("items"), client.make_qualified_table_name("items__tags")
+        with client.execute_query(f"SELECT i.id, t._dlt_list_idx, t.value FROM {kids} t "
+                                  f"JOIN {items} i ON i._dlt_id = t._dlt_parent_id ORDER BY 1, 2") as cur:
+            return [tuple(r) for r in cur.fetchall()]
+
+
+def per_item(sim: ToySimulator) -> list:
+    return sim.requests(pattern=r"^/items/")
+
+
+def test_error_actions_are_one_table():
+    assert action_for(QuotaExhausted("q")) is Action.STOP
+    assert action_for(ScopeError("s")) is Action.SKIP
+    assert action_for(TypeError("t")) is Action.BAD_RECORD
+    assert action_for(RuntimeError("a bug")) is None  # propagates
+
+
+def test_full_load_then_a_second_run_makes_only_list_requests(sim, pipeline):
+    pipeline.run(toy(**sim.source_config()))
+    assert loaded(pipeline) == {"items": 12, "item_bodies": 12, "notes": 12, "items__tags": 24}
+    stored = {r["id"]: r for r in rows(pipeline, "items")}
+    assert set(stored) == set(sim.items) and stored["it003"]["meta__score"] == 0.3
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config()))
+    assert loaded(pipeline) == {}
+    assert per_item(sim) == [] and len(sim.requests(pattern="^/items$")) == 3
+
+
+def test_a_record_the_vendor_finishes_later_gets_its_parts_on_the_next_run(sim, pipeline):
+    sim.add(20, status="processing")
+    pipeline.run(toy(**sim.source_config()))
+    assert "it020" not in {r["item_id"] for r in rows(pipeline, "item_bodies")}
+    sim.clear_log()
+    sim.touch("it020", status="done")
+    pipeline.run(toy(**sim.source_config()))
+    assert {r.path for r in per_item(sim)} == {"/items/it020", "/items/it020/notes"}
+    assert loaded(pipeline) == {"items": 1, "items__tags": 2, "item_bodies": 1, "notes": 1}
+
+
+def test_a_part_not_ready_is_owed_with_back_off_not_fetched_again_at_once(sim, pipeline):
+    sim.notes_ready.discard("it005")
+    pipeline.run(toy(**sim.source_config()))
+    book = Ledger(pipeline.state["sources"]["toy"]).entity("items").get("it005")
+    assert set(book["owed"]) == {"notes"} and book["tries"] == 1 and "check_at" in book
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config()))
+    assert per_item(sim) == []  # backing off: not due yet
+
+
+def test_deletions_are_marked_in_a_plain_pipeline_run_with_columns_and_child_rows_intact(sim, pipeline):
+    pipeline.run(toy(**sim.source_config()))
+    before = {r["id"]: r for r in rows(pipeline, "items")}
+    tags_before = tags(pipeline)
+    del sim.items["it004"], sim.items["it007"]
+    pipeline.run(toy(**sim.source_config()))
+    after = {r["id"]: r for r in rows(pipeline, "items")}
+    assert {i for i, r in after.items() if r["deleted_at"] is not None} == {"it004", "it007"}
+    for gone in ("it004", "it007"):
+        same = {k: v for k, v in after[gone].items() if k != "deleted_at"}
+        assert same == {k: v for k, v in before[gone].items() if k != "deleted_at"}
+    assert tags(pipeline) == tags_before
+    assert {r["item_id"] for r in rows(pipeline, "item_bodies")} >= {"it004", "it007"}
+    # marked once: a third run loads nothing
+    pipeline.run(toy(**sim.source_config()))
+    assert loaded(pipeline) == {}
+
+
+def test_a_record_that_comes_back_is_live_again(sim, pipeline):
+    pipeline.run(toy(**sim.source_config()))
+    saved = sim.items.pop("it002")
+    pipeline.run(toy(**sim.source_config()))
+    sim.items["it002"] = saved
+    pipeline.run(toy(**sim.source_config()))
+    assert {r["id"]: r["deleted_at"] for r in rows(pipeline, "items")}["it002"] is None
+
+
+def test_a_sweep_that_lists_nothing_refuses_to_mark(sim, pipeline):
+    pipeline.run(toy(**sim.source_config()))
+    sim.items.clear()
+    source = toy(**sim.source_config())
+    pipeline.run(source)
+    from sources._common.report import get_report
+    assert any("refusing to mark" in w for w in get_report("toy").warnings)
+    assert all(r["deleted_at"] is None for r in rows(pipeline, "items"))
+
+
+def test_a_selected_table_loads_alone_and_costs_only_its_own_calls(sim, pipeline):
+    pipeline.run(toy(**sim.source_config()).with_resources("notes"))
+    assert loaded(pipeline) == {"notes": 12}
+    assert {r.path.rsplit("/", 1)[-1] for r in per_item(sim)} == {"notes"}
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config()))  # everything now: notes are not fetched again
+    assert loaded(pipeline) == {"items": 12, "items__tags": 24, "item_bodies": 12}
+    assert not [r for r in per_item(sim) if r.path.endswith("/notes")]
+
+
+def test_a_spent_budget_during_the_listing_stops_cleanly_and_the_next_run_converges(sim, pipeline, tmp_path):
+    pipeline.run(toy(**sim.source_config(), max_requests=2))  # two list pages of three
+    assert "items" in loaded(pipeline)
+    pipeline.run(toy(**sim.source_config()))
+    clean = dlt.pipeline("engine_clean", destination=dlt.destinations.duckdb(str(tmp_path / "c.duckdb")),
+                         dataset_name="toy", pipelines_dir=str(tmp_path / "pc"))
+    clean.run(toy(**sim.source_config()))
+    for table, key in (("items", "id"), ("item_bodies", "item_id"), ("notes", "item_id")):
+        assert sorted(rows(pipeline, table), key=lambda r: r[key]) == sorted(rows(clean, table), key=lambda r: r[key])
+
+
+def test_a_spent_quota_stops_per_item_calls_at_the_first_refusal(sim, pipeline):
+    sim.quota = 7
+    pipeline.run(toy(**sim.source_config()))
+    refused = [r for r in per_item(sim) if r.status == 429]
+    assert 1 <= len(refused) <= 3  # the ones in flight when the first refusal came back
+    assert loaded(pipeline)["items"] == 12
+    sim.quota = None
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config()))
+    assert len(rows(pipeline, "item_bodies")) == 12 and len(rows(pipeline, "notes")) == 12
+    fetched_twice = [r.path for r in per_item(sim) if r.status == 200]
+    assert len(fetched_twice) == 24 - 7
+
+
+def test_a_missing_scope_skips_its_table_and_loads_the_rest(sim, pipeline):
+    sim.forbid_notes = True
+    pipeline.run(toy(**sim.source_config()))
+    from sources._common.report import get_report
+    assert "notes" in get_report("toy").skipped
+    assert len(rows(pipeline, "item_bodies")) == 12
+    assert len([r for r in per_item(sim) if r.path.endswith("/notes")]) <= 3  # stops asking
+
+
+def test_a_record_without_an_id_is_named_and_the_rest_loads(sim, pipeline):
+    sim.items["zz"] = {"title": "no id", "status": "done", "created_at": "x", "updated_at": "y"}
+    pipeline.run(toy(**sim.source_config()))
+    from sources._common.report import get_report
+    bad = get_report("toy").bad_records
+    assert [b for b in bad if b.table == "items" and not b.loaded and "no id" in b.record_id]
+    assert len(rows(pipeline, "items")) == 12
