@@ -12,6 +12,7 @@ import pytest
 from pipelines.runner import explain
 from simulators.convo import ConvoSimulator
 from sources._common.errors import AuthError
+from sources._common.records import read_dict, read_instant, read_int
 from sources._common.report import get_report
 from sources.convo import check, convo
 from tests.utils import grep_tree, make_pipeline, rows, run_strict
@@ -46,20 +47,18 @@ def per_item_requests(sim: ConvoSimulator) -> list:
 
 
 def expected_segments(sim: ConvoSimulator) -> list[tuple]:
-    """(meeting_id, index, speaker, start_seconds, text) computed from what the API sends."""
+    """(meeting_id, index, speaker, start_seconds, text) computed from what the API sends;
+    a conversation whose `startTime` cannot be read has its transcript left unfetched."""
     out = []
     for conv in sim.visible():
-        start = instant(sim.public(conv)["startTime"])
-        body = sim.get_transcript(_req(conv.id))["data"]
-        for i, seg in enumerate(body["segments"]):
+        start = read_instant(sim.public(conv)["startTime"])
+        if start is None:
+            continue
+        for i, seg in enumerate(sim.transcript(conv)["segments"]):
+            at = read_instant(seg.get("timestamp"))
             out.append((conv.id, i, seg["speaker"],
-                        round((instant(seg["timestamp"]) - start).total_seconds(), 3), seg["text"]))
-    return sorted(out)
-
-
-def _req(cid: str) -> Any:
-    from simulators.base import Request
-    return Request("GET", "", {}, {}, None, params={"id": cid})
+                        None if at is None else round((at - start).total_seconds(), 3), seg["text"]))
+    return sorted(out, key=lambda r: r[:2])
 
 
 def table_rows(pipeline: dlt.Pipeline, table: str, key: str) -> list[dict]:
@@ -69,7 +68,7 @@ def table_rows(pipeline: dlt.Pipeline, table: str, key: str) -> list[dict]:
 def snapshot(pipeline: dlt.Pipeline) -> dict[str, list]:
     """Every main table, in a comparable form (without dlt's own columns)."""
     keys = {"transcript_segments": "meeting_id", "keypoints": "conversation_id",
-            "feedback": "conversation_id"}
+            "feedback": "conversation_id", "user_profile": "email"}
     out = {}
     for table in MAIN_TABLES:
         data = table_rows(pipeline, table, keys.get(table, "id"))
@@ -84,20 +83,33 @@ def assert_matches_sim(pipeline: dlt.Pipeline, sim: ConvoSimulator) -> None:
     convs = {r["id"]: r for r in rows(pipeline, "conversations")}
     live = {c.id: sim.public(c) for c in sim.visible()}
     assert {i for i, r in convs.items() if r["deleted_at"] is None} == set(live)
+    placed = set()  # conversations with a readable startTime: their transcripts and AI results load
     for cid, item in live.items():
         row = convs[cid]
         assert (row["title"], row["segment_count"], row["linked_calendar_event_id"]) == (
-            item["title"], item["segmentCount"], item["linkedCalendarEventId"])
-        assert row["start_time"] == instant(item["startTime"])
-    segs = [(r["meeting_id"], r["segment_index"], r["speaker"], round(r["start_seconds"], 3), r["text"])
-            for r in rows(pipeline, "transcript_segments")]
-    assert sorted(segs) == expected_segments(sim)
+            item["title"], read_int(item["segmentCount"]), item["linkedCalendarEventId"])
+        if read_instant(item["startTime"]) is not None:
+            assert row["start_time"] == instant(item["startTime"])
+            placed.add(cid)
+    segs = [(r["meeting_id"], r["segment_index"], r["speaker"],
+             None if r["start_seconds"] is None else round(r["start_seconds"], 3), r["text"])
+            for r in rows(pipeline, "transcript_segments", order_by="meeting_id, segment_index")]
+    assert segs == expected_segments(sim)
     for kind in ("keypoints", "feedback"):
-        want = {c.id: getattr(c, kind)["id"] for c in sim.visible() if getattr(c, kind)}
-        got = {r["conversation_id"]: r["id"] for r in rows(pipeline, kind)} if want else {}
+        want = {c.id: instant(getattr(c, kind)["createdAt"]) for c in sim.visible()
+                if getattr(c, kind) and c.id in placed}
+        got = {r["conversation_id"]: r["created_at"] for r in rows(pipeline, kind)} if want else {}
         assert got == want, kind
+    if any(c.feedback and c.id in placed for c in sim.visible()):
+        scores = {r["conversation_id"]: (r["overall_score"], r["category_scores__listening"])
+                  for r in rows(pipeline, "feedback")}
+        for conv in sim.visible():
+            if conv.feedback and conv.id in placed:
+                inner = read_dict(conv.feedback["feedback"]["categoryScores"])
+                assert scores[conv.id] == (float(conv.feedback["overallScore"]), float(inner["listening"]))
     profile = rows(pipeline, "user_profile")
-    assert [(p["id"], p["email"]) for p in profile] == [(sim.user["id"], sim.user["email"])]
+    assert [(p["email"], p["name"], p["subscription__tier"]) for p in profile] == [
+        (sim.profile["email"], sim.profile["name"], sim.keys[sim.api_key].tier)]
 
 
 # ------------------------------------------------------------------------------ full load
@@ -247,7 +259,9 @@ def test_malformed_conversation_is_named_and_its_row_kept(tmp_path, start_sim):
     sim.public = public
     pipeline = pipeline_for(tmp_path)
     load(pipeline, sim)
-    assert any(bad.id in w for w in get_report("convo").warnings)
+    named = [b for b in get_report("convo").bad_records if b.record_id == bad.id]
+    assert named and named[0].table == "conversations" and named[0].loaded
+    assert "startTime='not a date' unreadable" in named[0].problem
     assert bad.id in {r["id"] for r in rows(pipeline, "conversations")}
     assert not sim.requests(pattern=f"/{bad.id}/transcript")
 
@@ -277,7 +291,7 @@ def test_cancelled_calendar_event_is_marked_and_a_moved_one_updated(tmp_path, st
     load(pipeline, sim, calendar_days_back=30, calendar_days_ahead=400)
     assert len(sim.requests(pattern="/calendar/events")) >= 2  # 60 events: more than one answer
     assert {r["id"] for r in rows(pipeline, "calendar_events")} == set(sim.events)
-    future = [e for e in sim.events.values() if instant(e["start"]) > sim.now()]
+    future = [sim.events[eid] for eid, (start, _) in sim.event_times.items() if start > sim.now()]
     gone, moved = future[0], future[1]
     del sim.events[gone["id"]]
     moved["summary"] = "Moved"
