@@ -15,6 +15,7 @@ from sources._common.errors import AuthError
 from sources._common.records import read_dict, read_instant, read_int
 from sources._common.report import get_report
 from sources.convo import check, convo
+from sources.convo.settings import SCORE_CATEGORIES
 from tests.utils import grep_tree, make_pipeline, rows, run_strict
 
 FAST = {"requests_per_minute": 0, "backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05}
@@ -264,6 +265,78 @@ def test_malformed_conversation_is_named_and_its_row_kept(tmp_path, start_sim):
     assert "startTime='not a date' unreadable" in named[0].problem
     assert bad.id in {r["id"] for r in rows(pipeline, "conversations")}
     assert not sim.requests(pattern=f"/{bad.id}/transcript")
+
+
+def test_feedback_scores_load_as_doubles_whether_whole_or_fractional(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=12, tier="professional", keypoints_share=0,
+                    feedback_share=1, segments=(10, 14), seed=23)
+    served = [c.feedback for c in sim.visible() if c.feedback]
+    values = [v for f in served for v in f["feedback"]["categoryScores"].values()]
+    assert {type(v) for v in values} == {int, float}  # `9` and `7.5` side by side, as the vendor sends
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim)
+    columns = pipeline.default_schema.tables["feedback"]["columns"]
+    for name in ("overall_score", "talk_listen_ratio", *(f"category_scores__{c}" for c in SCORE_CATEGORIES)):
+        assert columns[name]["data_type"] == "double", name
+    assert not [c for c in columns if "__v_" in c]  # no variant columns: one type per column
+    got = {r["conversation_id"]: r for r in rows(pipeline, "feedback")}
+    for f in served:
+        row, inner = got[f["id"]], f["feedback"]
+        assert row["category_scores__time_management"] == float(inner["categoryScores"]["timeManagement"])
+        assert row["overall_score"] == float(f["overallScore"])
+        assert (row["top_priority__focus"] is not None) == ("topPriority" in inner)
+    assert {r["top_priority__focus"] is None for r in got.values()} == {True, False}
+    strengths = rows(pipeline, "feedback__strengths")
+    assert len(strengths) == sum(len(f["feedback"]["strengths"]) for f in served)
+    assert len(rows(pipeline, "feedback__growth_areas")) == sum(len(f["feedback"]["growthAreas"]) for f in served)
+
+
+def test_user_profile_is_keyed_by_email_with_the_plan_and_the_ai_allowance(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=3, tier="enterprise", seed=24)
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim)
+    columns = pipeline.default_schema.tables["user_profile"]["columns"]
+    assert columns["email"].get("primary_key") and "id" not in columns
+    [row] = rows(pipeline, "user_profile")
+    assert (row["email"], row["name"], row["timezone"]) == (
+        sim.profile["email"], sim.profile["name"], sim.profile["timezone"])
+    assert row["subscription__tier"] == "enterprise" and row["subscription__status"] == "active"
+    # Enterprise: unlimited AI generations, sent as null
+    assert (row["api_usage__ai_generations__limit"], row["api_usage__ai_generations__remaining"]) == (None, None)
+    assert row["api_usage__ai_generations__used"] == 0
+    sim.advance(minutes=5)
+    load(pipeline, sim)
+    assert "user_profile" not in loaded(pipeline)  # nothing in it changes per call
+
+
+def test_all_day_calendar_events_load_and_page_with_timed_ones(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=1, tier="professional", calendar_events=0)
+    now = sim.now().replace(microsecond=0)
+    days = [sim.add_event(now + timedelta(days=d), all_day=True) for d in (1, 3, 5, 9)]
+    for i in range(56):  # more than one answer of 50
+        sim.add_event(now + timedelta(hours=6 * i + 1))
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim, calendar_days_ahead=30)
+    assert len(sim.requests(pattern="/calendar/events")) >= 2
+    by_id = {r["id"]: r for r in rows(pipeline, "calendar_events")}
+    assert set(by_id) == set(sim.events)
+    for event in days:
+        assert by_id[event["id"]]["start__date"] == event["start"]["date"]
+        assert by_id[event["id"]]["start__date_time"] is None
+    assert get_report("convo").bad_records == []
+
+
+def test_calendar_events_sharing_the_last_start_of_an_answer_are_not_skipped(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=1, tier="professional", calendar_events=0)
+    at = sim.now().replace(microsecond=0) + timedelta(days=1)
+    for i in range(50):
+        sim.add_event(at + timedelta(minutes=i))
+    last = at + timedelta(minutes=49)
+    for _ in range(3):  # the 50th event's start, shared by three more
+        sim.add_event(last)
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim)
+    assert {r["id"] for r in rows(pipeline, "calendar_events")} == set(sim.events)
 
 
 # ------------------------------------------------------------------------------ calendar, webhooks
