@@ -265,18 +265,6 @@ class ConvoSimulator(Simulator):
             self.event_times[event["id"]] = (start.replace(microsecond=0), end.replace(microsecond=0))
             return event
 
-    def move_event(self, event_id: str, start: datetime) -> None:
-        """Reschedules an event (its served `start`/`end` and its real times)."""
-        with self.lock:
-            old_start, old_end = self.event_times[event_id]
-            end = start + (old_end - old_start)
-            event = self.events[event_id]
-            for key, at in (("start", start), ("end", end)):
-                zone = event[key].get("timeZone", "UTC")
-                offset = dict(TIME_ZONES).get(zone, 0.0)
-                event[key] = {"dateTime": _local(at, offset), "timeZone": zone}
-            self.event_times[event_id] = (start.replace(microsecond=0), end.replace(microsecond=0))
-
     def add_webhook(self, url: str, events: list[str] | None = None) -> dict:
         with self.lock:
             hook = {"id": "wh_" + self._hex(12), "url": url,
@@ -334,10 +322,6 @@ class ConvoSimulator(Simulator):
                 seg["timestamp"] = _iso(s["at"], i % 3)
             segments.append(seg)
         return {"id": conv.id, "segments": segments}
-
-    def visible_events(self) -> list[dict]:
-        with self.lock:
-            return [e for eid, e in self.events.items() if eid in self.event_times]
 
     def ai_used_now(self) -> int:
         return self.ai_used[self.now().strftime("%Y-%m")]
