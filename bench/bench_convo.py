@@ -76,7 +76,8 @@ def rest_api_source(config: dict) -> Any:
                     "paginator": "single_page", "response_actions": not_yet}
         if selector:
             endpoint["data_selector"] = selector
-        return {"name": name, "primary_key": "conversation_id" if name != "transcript" else None,
+        # keypoints and feedback carry the conversation's id as `id`
+        return {"name": name, "primary_key": "id" if name != "transcript" else None,
                 "write_disposition": "merge" if name != "transcript" else "append",
                 "endpoint": endpoint}
 
@@ -85,8 +86,8 @@ def rest_api_source(config: dict) -> Any:
                    "auth": {"type": "bearer", "token": config["api_key"]}},
         "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
         "resources": [
-            {"name": "user_profile", "endpoint": {"path": "user/profile", "data_selector": "data",
-                                                  "paginator": "single_page"}},
+            {"name": "user_profile", "primary_key": "email",  # the profile has no id
+             "endpoint": {"path": "user/profile", "data_selector": "data.profile", "paginator": "single_page"}},
             {"name": "calendar_events", "endpoint": {"path": "calendar/events", "data_selector": "data",
                                                      "params": {"maxResults": 50}, "paginator": "single_page"}},
             {"name": "webhooks", "endpoint": {"path": "webhooks", "data_selector": "data",

@@ -12,8 +12,10 @@ import pytest
 from pipelines.runner import explain
 from simulators.convo import ConvoSimulator
 from sources._common.errors import AuthError
+from sources._common.records import read_dict, read_instant, read_int
 from sources._common.report import get_report
 from sources.convo import check, convo
+from sources.convo.settings import SCORE_CATEGORIES
 from tests.utils import grep_tree, make_pipeline, rows, run_strict
 
 FAST = {"requests_per_minute": 0, "backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05}
@@ -46,20 +48,18 @@ def per_item_requests(sim: ConvoSimulator) -> list:
 
 
 def expected_segments(sim: ConvoSimulator) -> list[tuple]:
-    """(meeting_id, index, speaker, start_seconds, text) computed from what the API sends."""
+    """(meeting_id, index, speaker, start_seconds, text) computed from what the API sends;
+    a conversation whose `startTime` cannot be read has its transcript left unfetched."""
     out = []
     for conv in sim.visible():
-        start = instant(sim.public(conv)["startTime"])
-        body = sim.get_transcript(_req(conv.id))["data"]
-        for i, seg in enumerate(body["segments"]):
+        start = read_instant(sim.public(conv)["startTime"])
+        if start is None:
+            continue
+        for i, seg in enumerate(sim.transcript(conv)["segments"]):
+            at = read_instant(seg.get("timestamp"))
             out.append((conv.id, i, seg["speaker"],
-                        round((instant(seg["timestamp"]) - start).total_seconds(), 3), seg["text"]))
-    return sorted(out)
-
-
-def _req(cid: str) -> Any:
-    from simulators.base import Request
-    return Request("GET", "", {}, {}, None, params={"id": cid})
+                        None if at is None else round((at - start).total_seconds(), 3), seg["text"]))
+    return sorted(out, key=lambda r: r[:2])
 
 
 def table_rows(pipeline: dlt.Pipeline, table: str, key: str) -> list[dict]:
@@ -69,7 +69,7 @@ def table_rows(pipeline: dlt.Pipeline, table: str, key: str) -> list[dict]:
 def snapshot(pipeline: dlt.Pipeline) -> dict[str, list]:
     """Every main table, in a comparable form (without dlt's own columns)."""
     keys = {"transcript_segments": "meeting_id", "keypoints": "conversation_id",
-            "feedback": "conversation_id"}
+            "feedback": "conversation_id", "user_profile": "email"}
     out = {}
     for table in MAIN_TABLES:
         data = table_rows(pipeline, table, keys.get(table, "id"))
@@ -84,20 +84,33 @@ def assert_matches_sim(pipeline: dlt.Pipeline, sim: ConvoSimulator) -> None:
     convs = {r["id"]: r for r in rows(pipeline, "conversations")}
     live = {c.id: sim.public(c) for c in sim.visible()}
     assert {i for i, r in convs.items() if r["deleted_at"] is None} == set(live)
+    placed = set()  # conversations with a readable startTime: their transcripts and AI results load
     for cid, item in live.items():
         row = convs[cid]
         assert (row["title"], row["segment_count"], row["linked_calendar_event_id"]) == (
-            item["title"], item["segmentCount"], item["linkedCalendarEventId"])
-        assert row["start_time"] == instant(item["startTime"])
-    segs = [(r["meeting_id"], r["segment_index"], r["speaker"], round(r["start_seconds"], 3), r["text"])
-            for r in rows(pipeline, "transcript_segments")]
-    assert sorted(segs) == expected_segments(sim)
+            item["title"], read_int(item["segmentCount"]), item["linkedCalendarEventId"])
+        if read_instant(item["startTime"]) is not None:
+            assert row["start_time"] == instant(item["startTime"])
+            placed.add(cid)
+    segs = [(r["meeting_id"], r["segment_index"], r["speaker"],
+             None if r["start_seconds"] is None else round(r["start_seconds"], 3), r["text"])
+            for r in rows(pipeline, "transcript_segments", order_by="meeting_id, segment_index")]
+    assert segs == expected_segments(sim)
     for kind in ("keypoints", "feedback"):
-        want = {c.id: getattr(c, kind)["id"] for c in sim.visible() if getattr(c, kind)}
-        got = {r["conversation_id"]: r["id"] for r in rows(pipeline, kind)} if want else {}
+        want = {c.id: instant(getattr(c, kind)["createdAt"]) for c in sim.visible()
+                if getattr(c, kind) and c.id in placed}
+        got = {r["conversation_id"]: r["created_at"] for r in rows(pipeline, kind)} if want else {}
         assert got == want, kind
+    if any(c.feedback and c.id in placed for c in sim.visible()):
+        scores = {r["conversation_id"]: (r["overall_score"], r["category_scores__listening"])
+                  for r in rows(pipeline, "feedback")}
+        for conv in sim.visible():
+            if conv.feedback and conv.id in placed:
+                inner = read_dict(conv.feedback["feedback"]["categoryScores"])
+                assert scores[conv.id] == (float(conv.feedback["overallScore"]), float(inner["listening"]))
     profile = rows(pipeline, "user_profile")
-    assert [(p["id"], p["email"]) for p in profile] == [(sim.user["id"], sim.user["email"])]
+    assert [(p["email"], p["name"], p["subscription__tier"]) for p in profile] == [
+        (sim.profile["email"], sim.profile["name"], sim.keys[sim.api_key].tier)]
 
 
 # ------------------------------------------------------------------------------ full load
@@ -247,9 +260,83 @@ def test_malformed_conversation_is_named_and_its_row_kept(tmp_path, start_sim):
     sim.public = public
     pipeline = pipeline_for(tmp_path)
     load(pipeline, sim)
-    assert any(bad.id in w for w in get_report("convo").warnings)
+    named = [b for b in get_report("convo").bad_records if b.record_id == bad.id]
+    assert named and named[0].table == "conversations" and named[0].loaded
+    assert "startTime='not a date' unreadable" in named[0].problem
     assert bad.id in {r["id"] for r in rows(pipeline, "conversations")}
     assert not sim.requests(pattern=f"/{bad.id}/transcript")
+
+
+def test_feedback_scores_load_as_doubles_whether_whole_or_fractional(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=12, tier="professional", keypoints_share=0,
+                    feedback_share=1, segments=(10, 14), seed=23)
+    served = [c.feedback for c in sim.visible() if c.feedback]
+    values = [v for f in served for v in f["feedback"]["categoryScores"].values()]
+    assert {type(v) for v in values} == {int, float}  # `9` and `7.5` side by side, as the vendor sends
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim)
+    columns = pipeline.default_schema.tables["feedback"]["columns"]
+    for name in ("overall_score", "talk_listen_ratio", *(f"category_scores__{c}" for c in SCORE_CATEGORIES)):
+        assert columns[name]["data_type"] == "double", name
+    assert not [c for c in columns if "__v_" in c]  # no variant columns: one type per column
+    got = {r["conversation_id"]: r for r in rows(pipeline, "feedback")}
+    for f in served:
+        row, inner = got[f["id"]], f["feedback"]
+        assert row["category_scores__time_management"] == float(inner["categoryScores"]["timeManagement"])
+        assert row["overall_score"] == float(f["overallScore"])
+        assert (row["top_priority__focus"] is not None) == ("topPriority" in inner)
+    assert {r["top_priority__focus"] is None for r in got.values()} == {True, False}
+    strengths = rows(pipeline, "feedback__strengths")
+    assert len(strengths) == sum(len(f["feedback"]["strengths"]) for f in served)
+    assert len(rows(pipeline, "feedback__growth_areas")) == sum(len(f["feedback"]["growthAreas"]) for f in served)
+
+
+def test_user_profile_is_keyed_by_email_with_the_plan_and_the_ai_allowance(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=3, tier="enterprise", seed=24)
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim)
+    columns = pipeline.default_schema.tables["user_profile"]["columns"]
+    assert columns["email"].get("primary_key") and "id" not in columns
+    [row] = rows(pipeline, "user_profile")
+    assert (row["email"], row["name"], row["timezone"]) == (
+        sim.profile["email"], sim.profile["name"], sim.profile["timezone"])
+    assert row["subscription__tier"] == "enterprise" and row["subscription__status"] == "active"
+    # Enterprise: unlimited AI generations, sent as null
+    assert (row["api_usage__ai_generations__limit"], row["api_usage__ai_generations__remaining"]) == (None, None)
+    assert row["api_usage__ai_generations__used"] == 0
+    sim.advance(minutes=5)
+    load(pipeline, sim)
+    assert "user_profile" not in loaded(pipeline)  # nothing in it changes per call
+
+
+def test_all_day_calendar_events_load_and_page_with_timed_ones(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=1, tier="professional", calendar_events=0)
+    now = sim.now().replace(microsecond=0)
+    days = [sim.add_event(now + timedelta(days=d), all_day=True) for d in (1, 3, 5, 9)]
+    for i in range(56):  # more than one answer of 50
+        sim.add_event(now + timedelta(hours=6 * i + 1))
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim, calendar_days_ahead=30)
+    assert len(sim.requests(pattern="/calendar/events")) >= 2
+    by_id = {r["id"]: r for r in rows(pipeline, "calendar_events")}
+    assert set(by_id) == set(sim.events)
+    for event in days:
+        assert by_id[event["id"]]["start__date"] == event["start"]["date"]
+        assert by_id[event["id"]]["start__date_time"] is None
+    assert get_report("convo").bad_records == []
+
+
+def test_calendar_events_sharing_the_last_start_of_an_answer_are_not_skipped(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=1, tier="professional", calendar_events=0)
+    at = sim.now().replace(microsecond=0) + timedelta(days=1)
+    for i in range(50):
+        sim.add_event(at + timedelta(minutes=i))
+    last = at + timedelta(minutes=49)
+    for _ in range(3):  # the 50th event's start, shared by three more
+        sim.add_event(last)
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim)
+    assert {r["id"] for r in rows(pipeline, "calendar_events")} == set(sim.events)
 
 
 # ------------------------------------------------------------------------------ calendar, webhooks
@@ -277,7 +364,7 @@ def test_cancelled_calendar_event_is_marked_and_a_moved_one_updated(tmp_path, st
     load(pipeline, sim, calendar_days_back=30, calendar_days_ahead=400)
     assert len(sim.requests(pattern="/calendar/events")) >= 2  # 60 events: more than one answer
     assert {r["id"] for r in rows(pipeline, "calendar_events")} == set(sim.events)
-    future = [e for e in sim.events.values() if instant(e["start"]) > sim.now()]
+    future = [sim.events[eid] for eid, (start, _) in sim.event_times.items() if start > sim.now()]
     gone, moved = future[0], future[1]
     del sim.events[gone["id"]]
     moved["summary"] = "Moved"

@@ -178,3 +178,31 @@ def test_generation_never_goes_beyond_the_plan_allowance(tmp_path, start_sim):
     load(pipeline, sim, ai_generation_budget=50)
     assert sim.ai_used_now() == 10
     assert sim.status_counts()[429] == 0
+
+
+# ------------------------------------------------------------------------------ tiers
+
+
+def test_each_tier_loads_completely_at_its_own_pace_without_a_429(tmp_path, start_sim):
+    """Starter (100 an hour) needs more than one hourly run for this account, Professional
+    (500) and Enterprise (2,000, answers without X-RateLimit-* headers) one; not one 429."""
+    for tier in ("starter", "professional", "enterprise"):
+        sim = start_sim(ConvoSimulator, conversations=45, tier=tier, segments=(2, 14), seed=19)
+        pipeline = pipeline_for(tmp_path, f"convo_{tier}")
+        counts = run_until_done(pipeline, sim, max_runs=6, page_size=100)
+        assert sim.rate_limited == 0 and sim.status_counts()[429] == 0, tier
+        assert_matches_sim(pipeline, sim)
+        assert {r["id"] for r in rows(pipeline, "calendar_events")} == set(sim.events)
+        assert all(n <= settings.HOURLY_LIMIT[tier] - settings.DEFAULT_RESERVE for n in counts), counts
+        report = get_report("convo")
+        if tier == "starter":
+            assert len(counts) > 1, counts
+            assert "Professional" in report.skipped["webhooks"]
+            assert not sim.requests(pattern="/webhooks")
+        else:
+            assert len(counts) == 1, counts
+            assert {r["id"] for r in rows(pipeline, "webhooks")} == set(sim.webhooks)
+        if tier == "enterprise":  # no headers: the source counted its own requests of the hour
+            own = pipeline.state["sources"]["convo"]["recent_requests"]
+            assert sum(own.values()) == len(sim.requests())
+        print(f"\n{tier}: {len(counts)} runs, requests per run {counts}, 429s: {sim.rate_limited}")

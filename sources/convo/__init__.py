@@ -13,23 +13,33 @@ from .._common.config import HttpConfiguration, http_settings, require
 from .._common.errors import ConfigError, MeetingEltError, RateLimitError, ScopeError
 from .._common.http import ApiClient
 from .._common.report import RunReport, new_report
-from .._common.state import DELETED_AT_COLUMN, changed_rows, prune_tombstones, reconcile_snapshot
+from .._common.state import changed_rows, deleted_at_column, prune_tombstones, reconcile_snapshot
 from .._common.timeutil import parse_start_date
 from .._common.transcripts import HINTS as SEGMENT_HINTS
 from .._common.transcripts import TABLE as SEGMENTS
 from .account import Account
 from .calendar_events import NOT_CONNECTED, sync_calendar
 from .conversations import ConversationSync
-from .helpers import CalendarNotConnected, classify_error, profile_row, without_secrets
+from .helpers import CalendarNotConnected, classify_error, profile_row, tier_of, without_secrets
 from .insights import Credits, InsightWork
-from .settings import DEFAULT_BASE_URL, DEFAULT_RESERVE, PAGE_SIZE_MAX, WEBHOOK_TIERS
+from .settings import (
+    CALENDAR_COLUMNS,
+    CONVERSATION_COLUMNS,
+    DEFAULT_BASE_URL,
+    DEFAULT_RESERVE,
+    FEEDBACK_COLUMNS,
+    HOURLY_LIMIT,
+    KEYPOINTS_COLUMNS,
+    PAGE_SIZE_MAX,
+    PROFILE_COLUMNS,
+    PROFILE_TABLE,
+    WEBHOOK_TIERS,
+    columns,
+)
 
 NAME = "convo"
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
-# null on Enterprise ("unlimited"): typed here so the columns exist from the first load
-PROFILE_COLUMNS = {f"api_usage__{name}": {"data_type": "bigint", "nullable": True} for name in (
-    "requests__limit", "ai_generations__used", "ai_generations__limit", "ai_generations__remaining")}
-TABLES = ("user_profile", "conversations", SEGMENTS, "keypoints", "feedback", "calendar_events", "webhooks")
+TABLES = (PROFILE_TABLE, "conversations", SEGMENTS, "keypoints", "feedback", "calendar_events", "webhooks")
 
 
 def make_client(base_url: str, api_key: str, http: HttpConfiguration | dict | None,
@@ -86,14 +96,17 @@ def convo(
     def ready() -> bool:
         return account.ready(dlt.current.source_state())
 
-    @dlt.resource(name="user_profile", primary_key="id", write_disposition=MERGE, columns=PROFILE_COLUMNS)
+    @dlt.resource(name=PROFILE_TABLE, primary_key="email", write_disposition=MERGE,
+                  columns=columns(PROFILE_COLUMNS))
     def user_profile() -> Iterator[Any]:
+        """The key's user, keyed by `email` (the profile has no id): one row, loaded when it changed."""
         if not ready() and account.profile is None:
             return
-        yield changed_rows(dlt.current.resource_state(), [profile_row(account.profile)])
+        row = profile_row(account.profile, report)
+        if row is not None:
+            yield changed_rows(dlt.current.resource_state(), [row], key="email")
 
-    @dlt.resource(name="conversations", primary_key="id", write_disposition=MERGE,
-                  columns=DELETED_AT_COLUMN)
+    @dlt.resource(name="conversations", primary_key="id", write_disposition=MERGE)
     def conversations() -> Iterator[Any]:
         if not ready():
             account.report_budget()
@@ -115,12 +128,15 @@ def convo(
         account.report_budget()
 
     conversations.apply_hints(table_name=SEGMENTS, create_table_variant=True, **SEGMENT_HINTS)
-    for kind in ("keypoints", "feedback"):
-        conversations.apply_hints(table_name=kind, primary_key="conversation_id",
+    for kind, hints in (("keypoints", KEYPOINTS_COLUMNS), ("feedback", FEEDBACK_COLUMNS)):
+        conversations.apply_hints(table_name=kind, primary_key="conversation_id", columns=columns(hints),
                                   write_disposition=MERGE, create_table_variant=True)
+    # after the variants: a variant starts as a copy of the resource's hints, and these
+    # columns belong to `conversations` alone
+    conversations.apply_hints(columns={**columns(CONVERSATION_COLUMNS), **deleted_at_column()})
 
     @dlt.resource(name="calendar_events", primary_key="id", write_disposition=MERGE,
-                  columns=DELETED_AT_COLUMN)
+                  columns={**columns(CALENDAR_COLUMNS), **deleted_at_column()})
     def calendar_events() -> Iterator[Any]:
         account.release("calendar_events")
         if not ready():
@@ -135,13 +151,13 @@ def convo(
             report.wait("calendar_events", f"not read: {account.stop(exc)}")
         account.record_spend()
 
-    @dlt.resource(name="webhooks", primary_key="id", write_disposition=MERGE, columns=DELETED_AT_COLUMN)
+    @dlt.resource(name="webhooks", primary_key="id", write_disposition=MERGE, columns=deleted_at_column())
     def webhooks() -> Iterator[Any]:
         account.release("webhooks")
         if not ready():
             report.wait("webhooks", "not read: the request budget is spent")
             return
-        if account.tier not in WEBHOOK_TIERS:
+        if not account.webhooks_allowed:
             report.skip("webhooks", f"webhooks need the Professional plan; this key's plan is "
                                     f"'{account.tier}' (no request made)")
             return
@@ -164,7 +180,10 @@ def convo(
 
 def check(api_key: str, base_url: str = DEFAULT_BASE_URL,
           http: HttpConfiguration | dict | None = None) -> dict[str, str | None]:
-    """Verifies the key (2 requests at most) and says which tables its plan allows.
+    """Verifies the key and says which tables its plan allows: 2 requests (the profile and one
+    calendar event), 3 when the profile names a plan this source does not know.
+
+    The plan is the profile's `subscription.tier`: webhooks need Professional or above.
 
     Returns {table: None if loadable, else why not}. Raises AuthError for a bad key or a
     plan without API access (Free).
@@ -172,10 +191,15 @@ def check(api_key: str, base_url: str = DEFAULT_BASE_URL,
     report = new_report(NAME)
     client = make_client(base_url, api_key, http, report)
     try:
-        profile = client.get("user/profile").body.get("data") or {}
-        tier = str(profile.get("tier") or "").lower()
+        body = client.get("user/profile").body
+        tier = tier_of(body.get("data") if isinstance(body, dict) else None)
         access: dict[str, str | None] = {table: None for table in TABLES}
-        if tier not in WEBHOOK_TIERS:
+        if tier not in HOURLY_LIMIT:  # a plan this source does not know: ask
+            try:
+                client.get("webhooks")
+            except ScopeError as exc:
+                access["webhooks"] = f"the key may not read webhooks ({exc.message})"
+        elif tier not in WEBHOOK_TIERS:
             access["webhooks"] = f"webhooks need the Professional plan (this key's plan: '{tier}')"
         try:
             client.get("calendar/events", {"maxResults": 1})

@@ -1,11 +1,13 @@
 """The run's plan: who the key belongs to, the server's clock, and the request budget.
 
-`GET /user/profile` is the first request of every run. It names the tier and, with the
-`X-RateLimit-*` headers, says how many requests are left in the rolling hour. The client
-then refuses to send (`QuotaExhausted`) once the remaining count is down to the reserve, so
-the source stops before it could provoke a 429, loads what it fetched, and the next run
-continues. Enterprise answers carry no such headers: there the source counts its own
-requests of the last hour (in source state) against the tier's 2,000.
+`GET /user/profile` is the first request of every run. Its `subscription.tier` names the
+plan (the profile reports no request allowance), and the `X-RateLimit-*` headers of the
+answer say how many requests are left in the rolling hour. The client then refuses to send
+(`QuotaExhausted`) once the remaining count is down to the reserve, so the source stops
+before it could provoke a 429, loads what it fetched, and the next run continues. Answers
+without such headers (reported on Enterprise) are paced by the tier instead: the source
+counts its own requests of the last hour (in source state) against the tier's hourly limit
+(Starter 100, Professional 500, Enterprise 2,000; a tier it does not know, as Starter).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from .._common.errors import RateLimitError
 from .._common.http import ApiClient
 from .._common.report import RunReport
 from .._common.timeutil import iso, parse_instant, utc_now
-from .settings import HOURLY_LIMIT, RATE_WINDOW, WEBHOOK_TIERS
+from .helpers import ai_generations, tier_of
+from .settings import HOURLY_LIMIT, RATE_WINDOW, UNKNOWN_TIER_LIMIT, WEBHOOK_TIERS
 
 RECENT_KEY = "recent_requests"  # source state: {run started at: requests sent}, last hour only
 
@@ -56,12 +59,17 @@ class Account:
         except RateLimitError as exc:  # someone else spent the hour: nothing to do this run
             self.stop(exc)
             return
-        self.profile = (answer.body or {}).get("data") or {}
+        body = answer.body if isinstance(answer.body, dict) else {}
+        self.profile = body.get("data") if isinstance(body.get("data"), dict) else {}
         self.now = _server_now(answer.headers.get("Date")) or utc_now()
-        self.tier = str(self.profile.get("tier") or "").lower() or None
+        self.tier = tier_of(self.profile)
+        if self.tier not in HOURLY_LIMIT:
+            self.report.warn(f"the profile names no plan this source knows (subscription.tier = "
+                             f"{self.tier!r}): paced as Starter ({UNKNOWN_TIER_LIMIT} requests an hour), "
+                             "webhooks tried")
         self._run_key = iso(self.now)
         self._apply_hold()
-        if self.client.rate_limit is None and self.tier in HOURLY_LIMIT:
+        if self.client.rate_limit is None:
             self._count_own_requests(source_state)
         left = self.client.remaining_estimate()
         logger.info(f"{self.report.source}: tier {self.tier}, "
@@ -73,9 +81,20 @@ class Account:
         self._apply_hold()
 
     def _apply_hold(self) -> None:
-        held = {"calendar_events": 1, "webhooks": 1 if self.tier in WEBHOOK_TIERS else 0}
+        held = {"calendar_events": 1, "webhooks": 1 if self.webhooks_allowed else 0}
         self.client.min_remaining = self.reserve + sum(
             n for name, n in held.items() if name not in self._released)
+
+    @property
+    def hourly_limit(self) -> int:
+        """Requests per rolling hour of the key's plan."""
+        return HOURLY_LIMIT.get(self.tier or "", UNKNOWN_TIER_LIMIT)
+
+    @property
+    def webhooks_allowed(self) -> bool:
+        """Professional and above; a plan the source does not know is given the benefit of
+        the doubt (a 403 then skips the table)."""
+        return self.tier in WEBHOOK_TIERS or self.tier not in HOURLY_LIMIT
 
     def _count_own_requests(self, source_state: dict) -> None:
         """No X-RateLimit-* headers: cap this run at what the tier's hour still allows."""
@@ -85,15 +104,14 @@ class Account:
             del recent[key]
         spent = sum(recent.values())
         # this run's requests so far (the profile) count against the same hour
-        cap = max(self.client.requests_sent, HOURLY_LIMIT[self.tier] - self.reserve - spent)
+        cap = max(self.client.requests_sent, self.hourly_limit - self.reserve - spent)
         settings = self.client.settings
         settings.max_requests = min(settings.max_requests, cap) if settings.max_requests else cap
         self.record_spend()
 
     def record_spend(self) -> None:
         """Remembers this run's requests (headerless tiers only), for the next run's budget."""
-        if self._source_state is not None and self._run_key and self.client.rate_limit is None \
-                and self.tier in HOURLY_LIMIT:
+        if self._source_state is not None and self._run_key and self.client.rate_limit is None:
             self._source_state.setdefault(RECENT_KEY, {})[self._run_key] = self.client.requests_sent
 
     def stop(self, exc: Exception) -> str:
@@ -122,8 +140,9 @@ class Account:
 
     @property
     def ai_generations(self) -> dict[str, Any]:
-        usage = (self.profile or {}).get("apiUsage") or {}
-        return usage.get("aiGenerations") or {}
+        """`apiUsage.aiGenerations` of the profile: `used`, `limit`, `remaining`, `resetsAt`
+        (`limit` and `remaining` null on Enterprise: unlimited)."""
+        return ai_generations(self.profile)
 
 
 def _server_now(date_header: str | None) -> datetime | None:

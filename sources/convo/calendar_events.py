@@ -1,10 +1,14 @@
 """Calendar events: a window around now, paged by `timeMin`, changes and cancellations found by hash.
 
-`GET /calendar/events` has no paging: it answers at most 50 events from `timeMin`. The
-source asks again from the start of the last event it got until a short answer. Events
-that were in the window last time and are no longer listed were cancelled: they are marked
-with `deleted_at`. Without a connected Google Calendar the table is skipped with a note, and
-the calendar is looked for again only at the next sweep (it costs a request).
+`GET /calendar/events` has no paging: it answers at most 50 events starting after `timeMin`,
+soonest first. Events carry Google's `start`/`end` objects: `{"dateTime", "timeZone"}`, the
+`dateTime` with the event's local offset, or `{"date"}` for an all-day event (taken as
+midnight UTC of that day). The source asks again from the last event's `start` (less a
+second, so events sharing that instant are not skipped; repeats are dropped by id) until a
+short answer. Events that were in the window last time and are no longer listed were
+cancelled: they are marked with `deleted_at`. An event whose start cannot be read is loaded
+as sent and named in the report. Without a connected Google Calendar the table is skipped
+with a note, and the calendar is looked for again only at the next sweep (it costs a request).
 
 Resource state: events {id: [row hash, start]}, not_connected_at.
 """
@@ -16,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .._common.http import ApiClient
+from .._common.records import excerpt, is_blank
 from .._common.report import RunReport
 from .._common.state import TOMBSTONES_KEY, record_deletions, revive, row_hash, sweep_due
 from .._common.timeutil import iso
@@ -23,6 +28,7 @@ from .helpers import CalendarNotConnected, event_start
 from .settings import CALENDAR_PAGE_MAX
 
 TABLE = "calendar_events"
+CURSOR_OVERLAP = timedelta(seconds=1)  # the next `timeMin` is the last start less this
 NOT_CONNECTED = ("no Google Calendar is connected to this Convo account (connect one in the Convo "
                  "dashboard to load it)")
 
@@ -47,7 +53,10 @@ def sync_calendar(client: ApiClient, report: RunReport, *, now: datetime, state:
     tombstones = source_state.get(TOMBSTONES_KEY, {}).get(TABLE, {})
     changed = []
     for eid, event in events.items():
-        start = event_start(event)
+        start, problem = event_start(event)
+        if problem:
+            report.bad_record(TABLE, eid, f"{problem}: loaded as sent" + (
+                "" if start else ", not placed in the window"), loaded=True)
         digest = row_hash(event)
         if known.get(eid, [None])[0] != digest or eid in tombstones:
             changed.append(event)
@@ -57,6 +66,9 @@ def sync_calendar(client: ApiClient, report: RunReport, *, now: datetime, state:
         _mark_cancelled(report, source_state, known, set(events), time_min, time_max, now)
     for eid in [e for e, (_, start) in known.items() if start and start < iso(time_min)]:
         del known[eid]  # left the window by age, not cancelled
+    if complete:  # an event without a readable start cannot be told cancelled from moved away
+        for eid in [e for e, (_, start) in known.items() if start is None and e not in events]:
+            del known[eid]
     if changed:
         yield changed
 
@@ -70,16 +82,17 @@ def _list(client: ApiClient, report: RunReport, time_min: datetime,
         items = client.get("calendar/events", params).body.get("data") or []
         new = 0
         for event in items:
-            if not isinstance(event, dict) or not event.get("id"):
-                report.warn(f"skipped a calendar event without an id: {str(event)[:200]}")
+            if not isinstance(event, dict) or is_blank(event.get("id")):
+                report.bad_record(TABLE, excerpt(event), "a calendar event without an id: not loaded",
+                                  loaded=False)
                 continue
             if event["id"] not in events:
                 events[str(event["id"])] = event
                 new += 1
         if len(items) < CALENDAR_PAGE_MAX:
             return events, True
-        starts = [s for s in (event_start(e) for e in items if isinstance(e, dict)) if s]
-        last = max(starts) if starts else None
+        starts = [s for s, _ in (event_start(e) for e in items if isinstance(e, dict)) if s]
+        last = max(starts) - CURSOR_OVERLAP if starts else None
         if not new or last is None or last <= cursor:
             report.warn(f"calendar_events: more than {CALENDAR_PAGE_MAX} events at {iso(cursor)}; "
                         "the rest of the window is not loaded this run")

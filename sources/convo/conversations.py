@@ -29,6 +29,7 @@ from .._common.concurrency import map_ordered
 from .._common.errors import AuthError, MeetingEltError, NotFoundError, RateLimitError
 from .._common.http import ApiClient
 from .._common.paginators import OffsetPaginator
+from .._common.records import Problems, excerpt, is_blank, read_instant, read_int, report_problems
 from .._common.report import RunReport
 from .._common.state import (
     TOMBSTONES_KEY,
@@ -44,6 +45,8 @@ from .._common.transcripts import segments_table
 from .helpers import transcript_rows
 from .insights import InsightWork
 from .settings import CHILD_BATCH, LOOKBACK, OPEN_TIMEOUT, RESUME_OVERLAP
+
+TABLE = "conversations"
 
 
 class ConversationSync:
@@ -155,16 +158,28 @@ class ConversationSync:
         return rows, newest
 
     def _see(self, item: Any) -> dict | None:
-        """Books one list item; returns it when its row must be (re)loaded."""
-        if not isinstance(item, dict) or not item.get("id"):
-            self.report.warn(f"skipped a conversation without an id in the list: {str(item)[:200]}")
+        """Books one list item; returns it when its row must be (re)loaded.
+
+        `startTime`, `endTime` and `segmentCount` decide what is fetched, so they are read
+        with the tolerant readers: a count sent as text is read as the number, and an item
+        whose values had to be repaired or could not be read is named in the report (its
+        row is loaded as sent)."""
+        if not isinstance(item, dict) or is_blank(item.get("id")):
+            self.report.bad_record(TABLE, excerpt(item), "a conversation without an id: not loaded",
+                                   loaded=False)
             return None
         cid = str(item["id"])
-        at = _instant(item.get("startTime"))
+        problems = Problems()
+        at = problems.check("startTime", item.get("startTime"), read_instant(item.get("startTime")))
         start = _utc(at) if at else None  # in state as UTC with microseconds: sortable as text
         if start is None:
-            self.report.warn(f"conversation {cid} has no valid startTime: its row is loaded, "
-                             "its transcript cannot be placed in time and is not fetched")
+            problems.notes.append("no readable startTime: its transcript cannot be placed in time and "
+                                  "is not fetched until it has one")
+        raw_end = item.get("endTime")
+        problems.check("endTime", raw_end, read_instant(raw_end))
+        count = problems.check("segmentCount", item.get("segmentCount"), read_int(item.get("segmentCount")),
+                               exact=True)
+        report_problems(self.report, TABLE, cid, problems)
         tombstoned = cid in self.source_state.get(TOMBSTONES_KEY, {}).get("conversations", {})
         if tombstoned:
             revive(self.source_state, "conversations", [cid])
@@ -172,8 +187,7 @@ class ConversationSync:
         digest = row_hash(item)
         loaded_count = prev[2] if prev else None
         self.known[cid] = [digest, start, loaded_count]
-        count = item.get("segmentCount")
-        if start and (item.get("endTime") is None or count == 0):
+        if start and (is_blank(raw_end) or count == 0):
             self.open[cid] = start  # still recording, or not transcribed yet: re-listed until it is
         else:
             self.open.pop(cid, None)
@@ -235,10 +249,7 @@ class ConversationSync:
             if isinstance(result, BaseException):
                 self._failed(cid, result)
                 continue
-            segments, bad = transcript_rows(cid, start, result)
-            if bad:
-                self.report.warn(f"conversation {cid}: {bad} transcript segments without a valid "
-                                 "timestamp; loaded with start_seconds null")
+            segments = transcript_rows(cid, start, result, self.report)
             rows.extend(segments)
             self.due.pop(cid, None)
             if cid in self.known:
@@ -246,10 +257,10 @@ class ConversationSync:
             self.fetched += 1
             self.insights.enqueue(cid, start, count if count is not None else len(segments))
             if len(rows) >= CHILD_BATCH * 20:
-                yield dlt.mark.with_table_name(segments_table(rows), SEGMENTS)
+                yield dlt.mark.with_table_name(segments_table(rows, self.report), SEGMENTS)
                 rows = []
         if rows:
-            yield dlt.mark.with_table_name(segments_table(rows), SEGMENTS)
+            yield dlt.mark.with_table_name(segments_table(rows, self.report), SEGMENTS)
 
     def _failed(self, cid: str, exc: BaseException) -> None:
         if isinstance(exc, AuthError) or not isinstance(exc, MeetingEltError):
@@ -281,7 +292,4 @@ def _utc(at: datetime) -> str:
 
 
 def _instant(value: Any) -> datetime | None:
-    try:
-        return parse_instant(value) if isinstance(value, str) else None
-    except Exception:
-        return None
+    return read_instant(value)

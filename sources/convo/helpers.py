@@ -1,4 +1,9 @@
-"""Convo specifics: error classes, and reshaping answers into table rows."""
+"""Convo specifics: error classes, and reshaping answers into table rows.
+
+Every reader here is tolerant (`_common.records`): a value of the wrong type never raises,
+and a record whose data had to be repaired, or could not be read where the source decides
+something from it, is named in the run's report.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,20 @@ from typing import Any
 
 from .._common.errors import AuthError, BadRequestError, MeetingEltError, QuotaExhausted, ScopeError
 from .._common.http import ApiResponse, error_message
-from .._common.timeutil import parse_instant
+from .._common.records import (
+    Problems,
+    describe,
+    is_blank,
+    read_dict,
+    read_float,
+    read_instant,
+    read_text,
+    report_problems,
+    unreadable,
+)
+from .._common.report import RunReport
+from .._common.transcripts import TABLE as SEGMENTS
+from .settings import PROFILE_TABLE
 
 
 class AiLimitExceeded(QuotaExhausted):
@@ -47,50 +65,163 @@ def classify_error(answer: ApiResponse) -> MeetingEltError | None:
     return None
 
 
-def transcript_rows(conversation_id: str, start_time: str | None,
-                    segments: Any) -> tuple[list[dict[str, Any]], int]:
-    """Canonical segment rows, and how many segments had no usable `timestamp`.
+# ---------------------------------------------------------------------- transcripts
+
+
+def transcript_rows(conversation_id: str, start_time: str | None, segments: Any,
+                    report: RunReport) -> list[dict[str, Any]]:
+    """Canonical segment rows; a segment without a readable `timestamp` is loaded with
+    `start_seconds` null and named (`<conversation id>#<segment index>`).
 
     Convo gives each segment the instant it starts; `start_seconds` is that instant less
     the conversation's `startTime`. The raw `timestamp` is kept beside it.
     """
-    origin = parse_instant(start_time) if start_time else None
-    rows, bad = [], 0
+    origin = read_instant(start_time)
+    rows = []
     for i, seg in enumerate(segments if isinstance(segments, list) else []):
-        seg = seg if isinstance(seg, dict) else {"text": str(seg)}
-        at = _instant(seg.get("timestamp"))
-        if at is None or origin is None:
-            bad += 1
-        rows.append({"meeting_id": conversation_id, "segment_index": i, "speaker": seg.get("speaker"),
+        if not isinstance(seg, dict):
+            report.bad_record(SEGMENTS, f"{conversation_id}#{i}",
+                              f"segment is {describe(seg)}, not an object: kept as its text", loaded=True)
+            seg = {"text": read_text(seg)}
+        raw = seg.get("timestamp")
+        at = read_instant(raw)
+        if at is None:
+            why = "no timestamp" if is_blank(raw) else f"timestamp={describe(raw)} unreadable"
+            report.bad_record(SEGMENTS, f"{conversation_id}#{i}", f"{why}: start_seconds null", loaded=True)
+        rows.append({**seg, "meeting_id": conversation_id, "segment_index": i,
+                     "speaker": seg.get("speaker"),
                      "start_seconds": (at - origin).total_seconds() if at and origin else None,
-                     "end_seconds": None, "text": seg.get("text"), "timestamp": seg.get("timestamp")})
-    return rows, bad
+                     "end_seconds": None, "text": seg.get("text"), "timestamp": raw})
+    return rows
 
 
-def _instant(value: Any) -> datetime | None:
-    try:
-        return parse_instant(value) if isinstance(value, str) else None
-    except Exception:
+# ---------------------------------------------------------------------- profile
+
+
+def tier_of(profile: Any) -> str | None:
+    """The plan (`starter`, `professional`, `enterprise`) from `data.subscription.tier`."""
+    data = read_dict(profile) or {}
+    tier = read_text((read_dict(data.get("subscription")) or {}).get("tier"))
+    return (tier.strip().lower() or None) if tier else None
+
+
+def ai_generations(profile: Any) -> dict[str, Any]:
+    data = read_dict(profile) or {}
+    return read_dict((read_dict(data.get("apiUsage")) or {}).get("aiGenerations")) or {}
+
+
+def profile_row(profile: Any, report: RunReport) -> dict | None:
+    """One `user_profile` row, keyed by `email` (the profile has no id): the `profile`
+    fields at the top, `subscription` and `apiUsage` nested (dlt makes them
+    `subscription__tier`, `api_usage__ai_generations__used`, …), any other field as sent.
+    None, and the record named, when there is no email to key it by."""
+    data = read_dict(profile) or {}
+    problems = Problems()
+    parts = {}
+    for name in ("profile", "subscription", "apiUsage"):
+        raw = data.get(name)
+        parts[name] = problems.check(name, raw, read_dict(raw), exact=True) or {}
+    usage = dict(parts["apiUsage"])
+    if "aiGenerations" in usage:
+        raw = usage["aiGenerations"]
+        usage["aiGenerations"] = problems.check("apiUsage.aiGenerations", raw, read_dict(raw), exact=True) or raw
+    row = {k: v for k, v in data.items() if k not in parts}
+    row.update(parts["profile"])
+    row["subscription"], row["apiUsage"] = parts["subscription"], usage
+    email = read_text(row.get("email"))
+    if is_blank(email):
+        report.bad_record(PROFILE_TABLE, f"profile of {describe(parts['profile'].get('name'))}",
+                          f"no email to key the row by ({problems.text() or 'profile.email missing'})",
+                          loaded=False)
         return None
-
-
-def profile_row(profile: dict) -> dict:
-    """The profile without the per-request counters (`remaining`, `resetAt`), which change
-    with every call: they go to the run report, not the table."""
-    row = dict(profile)
-    usage = row.get("apiUsage")
-    if isinstance(usage, dict) and isinstance(usage.get("requests"), dict):
-        requests = {k: v for k, v in usage["requests"].items() if k not in ("remaining", "resetAt")}
-        row["apiUsage"] = {**usage, "requests": requests}
+    report_problems(report, PROFILE_TABLE, email, problems)
     return row
 
 
-def event_start(event: dict) -> datetime | None:
-    """An event's start, whether a plain instant or Google's `{"dateTime"|"date": …}`."""
-    start = event.get("start")
-    if isinstance(start, dict):
-        start = start.get("dateTime") or start.get("date")
-    return _instant(start)
+# ---------------------------------------------------------------------- keypoints, feedback
+
+
+def keypoints_row(conversation_id: str, data: dict, report: RunReport) -> dict:
+    """A `keypoints` row: `conversation_id` (the answer's `id` is the conversation's), the
+    answer's fields as sent (`keypoints` nested: `keypoints__keypoints__sections`, …), each
+    action item's `confidence` as a number."""
+    problems = Problems()
+    row = {"conversation_id": conversation_id,
+           **{k: v for k, v in data.items() if k not in ("id", "cached")}}
+    raw = row.get("keypoints")
+    inner = problems.check("keypoints", raw, read_dict(raw), exact=True)
+    if inner is not None:
+        items = inner.get("actionItems")
+        if isinstance(items, list):
+            inner = {**inner, "actionItems": [
+                {**item, "confidence": _number(f"actionItems[{i}].confidence", item.get("confidence"), problems)}
+                if isinstance(item, dict) and "confidence" in item else item
+                for i, item in enumerate(items)]}
+        row["keypoints"] = inner
+    report_problems(report, "keypoints", conversation_id, problems)
+    return row
+
+
+def feedback_row(conversation_id: str, data: dict, report: RunReport) -> dict:
+    """A `feedback` row: `conversation_id`, the fields of the answer's `feedback` object
+    brought up one level (`overall_score`, `top_priority__*`, `category_scores__*`,
+    `talk_listen_ratio`; `strengths`, `growth_areas`, `action_plan` as child tables), then
+    the answer's own fields (`userSpeakerName`, `createdAt`, …). Every score is a double:
+    whole scores come without a fraction (`9`), and a column must not change type."""
+    problems = Problems()
+    raw = data.get("feedback")
+    inner = problems.check("feedback", raw, read_dict(raw), exact=True)
+    row: dict[str, Any] = {"conversation_id": conversation_id}
+    if inner is not None:
+        row.update(inner)
+    elif raw is not None:
+        row["feedback"] = raw  # unreadable: kept as sent
+    row.update({k: v for k, v in data.items() if k not in ("id", "cached", "feedback")})
+    for name in ("overallScore", "talkListenRatio"):
+        if name in row:
+            row[name] = _number(name, row[name], problems)
+    if "categoryScores" in row:
+        raw_scores = row["categoryScores"]
+        scores = problems.check("categoryScores", raw_scores, read_dict(raw_scores), exact=True)
+        if scores is not None:
+            row["categoryScores"] = {k: _number(f"categoryScores.{k}", v, problems) for k, v in scores.items()}
+    report_problems(report, "feedback", conversation_id, problems)
+    return row
+
+
+def _number(name: str, value: Any, problems: Problems) -> Any:
+    """A score or ratio as a float; a number sent as text is read (and noted); an
+    unreadable value is kept as sent (dlt puts it in a variant column) and noted."""
+    number = read_float(value)
+    if unreadable(value, number):
+        problems.note(name, value)
+        return value
+    if isinstance(value, str):
+        problems.note(name, value, number)
+    return number
+
+
+# ---------------------------------------------------------------------- calendar
+
+
+def event_start(event: dict) -> tuple[datetime | None, str | None]:
+    """An event's start instant from `start.dateTime` (or an all-day event's `start.date`,
+    taken as midnight UTC), and what was wrong with it, if anything: a missing or
+    unreadable value, or `start` sent as a plain string instead of Google's object."""
+    raw = event.get("start")
+    if isinstance(raw, str):
+        at = read_instant(raw)
+        return at, ("start sent as text, not an object" + ("" if at else f": {describe(raw)} unreadable"))
+    start = read_dict(raw)
+    if start is None:
+        return None, f"start={describe(raw)} is not an object"
+    value = start.get("dateTime") if not is_blank(start.get("dateTime")) else start.get("date")
+    at = read_instant(value)
+    if at is None:
+        shown = start.get("dateTime", start.get("date"))
+        return None, ("start has no dateTime or date" if is_blank(shown)
+                      else f"start.dateTime={describe(shown)} unreadable")
+    return at, None
 
 
 def without_secrets(row: dict) -> dict:

@@ -31,9 +31,10 @@ from .._common.errors import (
     RateLimitError,
 )
 from .._common.http import ApiClient
+from .._common.records import read_int, shape_or_none
 from .._common.report import RunReport
 from .._common.timeutil import iso, parse_instant
-from .helpers import AiLimitExceeded
+from .helpers import AiLimitExceeded, feedback_row, keypoints_row
 from .settings import CHILD_BATCH, FEEDBACK_MIN_SEGMENTS, INSIGHT_KINDS, RECHECK_FIRST, RECHECK_MAX
 
 CREDITS_KEY = "ai_generation"  # source state: {"month": "YYYY-MM", "spent": n}
@@ -62,7 +63,7 @@ class Credits:
             book.clear()
             book.update(month=month, spent=0)
         self.book, self.budget = book, max(0, int(budget or 0))
-        self.plan_remaining = plan_remaining if isinstance(plan_remaining, int) else None
+        self.plan_remaining = read_int(plan_remaining)  # None: unlimited (Enterprise) or unknown
         self.exhausted: str | None = None
         self._lock = threading.Lock()
 
@@ -160,7 +161,10 @@ class InsightWork:
                 continue
             data = body.get("data") if isinstance(body, dict) else None
             if isinstance(data, dict):
-                done.rows[kind] = _row(cid, data)
+                shape = keypoints_row if kind == "keypoints" else feedback_row
+                row = shape_or_none(self.report, kind, cid, shape, cid, data, self.report)
+                if row is not None:
+                    done.rows[kind] = row
             else:
                 if body is not None:  # an answer, but not in the documented shape
                     self.report.warn(f"conversation {cid}: {kind} in an unknown shape, not loaded: "
@@ -220,9 +224,3 @@ class InsightWork:
             waiting = sum(1 for e in self.due.values() if parse_instant(e["n"]) <= self.now)
             self.report.wait("keypoints/feedback", f"{len(self.due)} conversations to check again "
                              f"({waiting} due now, the rest on a back-off of up to a day)")
-
-
-def _row(cid: str, data: dict) -> dict:
-    # `cached` says how this answer was made, not what it is; `conversationId` is `conversation_id`
-    row = {k: v for k, v in data.items() if k not in ("cached", "conversationId")}
-    return {"conversation_id": cid, **row}
