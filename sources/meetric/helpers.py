@@ -199,6 +199,9 @@ class _Page:
 
     def objects(self, parent: str) -> list[dict | None]:
         """The object field `parent` of every row; one sent as its JSON text is decoded."""
+        values = [r.get(parent) for r in self.rows]
+        if all(v is None or isinstance(v, dict) for v in values):  # as documented: nothing to read
+            return values
         out: list[dict | None] = []
         for i, r in enumerate(self.rows):
             value = r.get(parent)
@@ -253,7 +256,9 @@ class _Page:
         decoded, anything else null with its raw text kept; elements of a type the other
         rows do not share are kept raw too, so one odd row never changes the column."""
         lists: list[list | None] = []
-        for i, value in enumerate(values):
+        if all(v is None or isinstance(v, list) for v in values):  # as documented: nothing to read
+            lists = list(values)
+        for i, value in enumerate(values if not lists else ()):
             found = read_list(value)
             if found is None and value is not None:
                 self._keep_raw(column, i, value)
