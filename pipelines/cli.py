@@ -6,6 +6,7 @@ summary tables (only when stdout is a terminal; plain lines otherwise, for cron 
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
 import time
@@ -18,10 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sources._common.config import refuse_unknown_keys
 from sources._common.report import get_report
 
 from . import registry
-from .runner import DEFAULT_DUCKDB_FILE, RunResult, explain, run_source
+from .runner import DEFAULT_DUCKDB_FILE, RunResult, explain, pipeline_name, run_source
 
 console = Console(highlight=False, soft_wrap=True)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -173,34 +175,32 @@ def demo(duckdb_file: str, pipelines_dir: str | None, only: str | None) -> None:
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
-SECRET_HINTS = ("token", "secret", "key")
+def resolve_source_config(source: str) -> dict[str, Any]:
+    """SOURCE's configuration resolved exactly as `run` resolves it for the source itself.
 
-
-def _with_source_config(fn: Any, source: str) -> Any:
-    """Injects `[sources.<source>]` config into `fn` the way dlt injects the source itself.
-
-    Parameters without a default become required config (secrets when the name says so).
+    The source's own config spec (so its own type hints: secrets, optional keys, nested
+    `http`), in its own sections (`sources.<section>.<name>`), under the pipeline name `run`
+    uses (so `[meeting_elt_<name>.sources.<name>]` counts too), and mistyped keys refused the
+    same way. Raises what `run` would raise for the same configuration.
     """
-    import functools
-    import inspect
+    from dlt.common.configuration import known_sections
+    from dlt.common.configuration.resolve import inject_section, resolve_configuration
+    from dlt.common.configuration.specs.config_section_context import ConfigSectionContext
 
-    import dlt
-    from dlt.common.configuration.inject import with_config
+    source_fn = registry.get(source).source()
+    refuse_unknown_keys(source, set(inspect.signature(source_fn).parameters))
+    ref = source_fn.ref
+    sections = (known_sections.SOURCES, ref.section, ref.name)
+    with inject_section(ConfigSectionContext(pipeline_name=pipeline_name(source), sections=sections)):
+        return dict(resolve_configuration(ref.SPEC()))
 
-    signature = inspect.signature(fn)
-    params = []
-    for p in signature.parameters.values():
-        if p.default is inspect.Parameter.empty:
-            secret = any(hint in p.name for hint in SECRET_HINTS)
-            p = p.replace(default=dlt.secrets.value if secret else dlt.config.value)
-        params.append(p)
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
-
-    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-    return with_config(wrapper, sections=("sources", source))
+def check_access(source: str) -> dict[str, str | None]:
+    """Runs SOURCE's `check` with the configuration `run` would use: {table: None or why not}."""
+    check_fn = registry.get(source).check()
+    config = resolve_source_config(source)
+    return check_fn(**{name: config[name] for name in inspect.signature(check_fn).parameters
+                       if name in config})
 
 
 @main.command()
@@ -208,11 +208,11 @@ def _with_source_config(fn: Any, source: str) -> Any:
 def check(source: str) -> None:
     """Verify SOURCE's credentials and list which tables its scopes allow."""
     try:
-        entry = registry.get(source)
+        registry.get(source)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        access = _with_source_config(entry.check(), source)()
+        access = check_access(source)
     except Exception as exc:  # noqa: BLE001 - shown to the user
         console.print(f"[red]{source}: check failed:[/] {escape(explain(exc))}")
         sys.exit(EXIT_FAILED)

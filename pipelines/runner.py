@@ -38,9 +38,14 @@ def make_destination(destination: str, duckdb_path: str | None) -> Any:
     return destination
 
 
+def pipeline_name(name: str) -> str:
+    """The pipeline that loads source `name` (its config may also sit under this name)."""
+    return f"meeting_elt_{name}"
+
+
 def make_pipeline(name: str, *, destination: Any, dataset_name: str | None = None,
                   pipelines_dir: str | None = None) -> dlt.Pipeline:
-    return dlt.pipeline(pipeline_name=f"meeting_elt_{name}", destination=destination,
+    return dlt.pipeline(pipeline_name=pipeline_name(name), destination=destination,
                         dataset_name=dataset_name or name, pipelines_dir=pipelines_dir,
                         )
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from .base import HttpError, Request, Simulator, route
 from .sample_text import sample_sentence
 
@@ -42,6 +44,7 @@ class Transcript:
     file_size_mb: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     deleted: bool = False
+    served: dict[str, Any] = field(default_factory=dict)  # see `_served`
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Report:
     created_at: datetime
     content: str | None = None
     deleted: bool = False
+    served: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,6 +71,23 @@ class Project:
     updated_at: datetime
     transcript_ids: list[str] = field(default_factory=list)
     deleted: bool = False
+    served: dict[str, Any] = field(default_factory=dict)
+
+
+OMIT = object()  # a `served` value: the API leaves the field out
+
+
+def _served(shape: dict[str, Any], served: dict[str, Any]) -> dict[str, Any]:
+    """What the API sends for a malformed record: `served` replaces the fields of `shape` it
+    names (a callable gets the well-formed value; OMIT drops the field). The stored values,
+    which order the lists, stay as they were."""
+    for name, value in served.items():
+        if name in shape:
+            if value is OMIT:
+                del shape[name]
+            else:
+                shape[name] = value(shape[name]) if callable(value) else value
+    return shape
 
 
 def _iso(value: datetime, style: int = 0) -> str:
@@ -253,25 +274,64 @@ class MeetlogSimulator(Simulator):
         return [r.id for r in sorted(self.reports.values(), key=lambda r: r.created_at)
                 if r.transcription_id == transcript_id and not r.deleted]
 
-    def transcript_item(self, t: Transcript) -> dict[str, Any]:
+    def _transcript_fields(self, t: Transcript) -> dict[str, Any]:
         style = int(t.id[0], 16) % 3
         return {"id": t.id, "title": t.title, "status": t.status, "created_at": _iso(t.created_at, style),
                 "duration_seconds": t.duration_seconds, "source_url": t.source_url, **t.extra}
 
+    def transcript_item(self, t: Transcript) -> dict[str, Any]:
+        return _served(self._transcript_fields(t), t.served)
+
     def transcript_detail(self, t: Transcript) -> dict[str, Any]:
         done = t.status == "completed"
-        return {**self.transcript_item(t), "text": t.text if done else None,
-                "summary": t.summary if done else None, "file_size_mb": t.file_size_mb,
-                "report_ids": self.report_ids(t.id) if done else []}
+        return _served({**self._transcript_fields(t), "text": t.text if done else None,
+                        "summary": t.summary if done else None, "file_size_mb": t.file_size_mb,
+                        "report_ids": self.report_ids(t.id) if done else []}, t.served)
 
-    def report_item(self, r: Report) -> dict[str, Any]:
+    def _report_fields(self, r: Report) -> dict[str, Any]:
         return {"id": r.id, "transcription_id": r.transcription_id, "template_name": r.template_name,
                 "template_code": r.template_code, "status": r.status,
                 "is_auto_generated": r.is_auto_generated, "created_at": _iso(r.created_at, int(r.id[0], 16) % 3)}
 
+    def report_item(self, r: Report) -> dict[str, Any]:
+        return _served(self._report_fields(r), r.served)
+
+    def report_detail(self, r: Report) -> dict[str, Any]:
+        return _served({**self._report_fields(r), "content": r.content}, r.served)
+
     def project_item(self, p: Project) -> dict[str, Any]:
-        return {"id": p.id, "name": p.name, "description": p.description, "color": p.color,
-                "created_at": _iso(p.created_at), "updated_at": _iso(p.updated_at, 1)}
+        return _served({"id": p.id, "name": p.name, "description": p.description, "color": p.color,
+                        "created_at": _iso(p.created_at), "updated_at": _iso(p.updated_at, 1)}, p.served)
+
+    # ------------------------------------------------------------------ malformed records
+    def add_bad_records(self) -> dict[str, str]:
+        """One malformed record of each kind in `BAD_RECORD_KINDS`, in the fields the source
+        reads; returns {kind: id in its table}. meetlog has no timed transcript segments (a
+        transcript's `text` is one string): the two segment kinds are a completed transcript
+        whose `text` is null, and a transcript listed without `created_at`, its start."""
+        now = self.now().replace(microsecond=0)
+        with self.lock:
+            def transcript(days: float, served: dict[str, Any], status: str = "completed") -> Transcript:
+                t = self.add_transcript(created_at=now - timedelta(days=days), status=status,
+                                        auto_report=status == "completed")
+                t.served = served
+                return t
+
+            as_text = transcript(1.5, {"duration_seconds": str})  # 1842 sent as "1842"
+            bad_at = transcript(2.5, {"created_at": "2026-13-45T25:61:00Z"}, status="processing")
+            as_json = transcript(3.5, {"report_ids": lambda ids: orjson.dumps(ids).decode()})
+            # a status that became an object
+            changed = transcript(4.5, {"status": lambda status: {"code": status, "progress": 100}})
+            no_text = transcript(5.5, {})
+            no_text.text = None
+            no_start = transcript(6.5, {"created_at": OMIT})
+            made = {as_text.id, bad_at.id, as_json.id, changed.id, no_text.id, no_start.id}
+            host = next(t for t in self.live_transcripts() if t.status == "completed" and t.id not in made)
+            empty_at = self.add_report(host.id, created_at=now - timedelta(days=7.5))
+            empty_at.served = {"created_at": ""}
+        return {"number_as_string": as_text.id, "bad_timestamp": bad_at.id, "empty_timestamp": empty_at.id,
+                "object_as_json_string": as_json.id, "type_change": changed.id,
+                "segment_null_text": no_text.id, "segment_no_start": no_start.id}
 
     def memberships(self) -> set[tuple[str, str]]:
         """(project_id, transcript_id) of every live project, as Get project lists them."""
@@ -358,7 +418,7 @@ class MeetlogSimulator(Simulator):
             r = self.reports.get(request.params["id"])
             if r is None or r.deleted:
                 raise HttpError(404, "Report not found")
-            return {**self.report_item(r), "content": r.content}
+            return self.report_detail(r)
 
     @route("GET", PREFIX + "/projects")
     def list_projects(self, request: Request) -> Any:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from .base import vendor_instant as _ts
 from .sample_text import sample_sentence
 
@@ -44,10 +46,17 @@ class Account:
 
 
 def render(record: dict) -> dict:
-    """The public form of a stored record: datetimes become strings, `_` fields are hidden."""
+    """The public form of a stored record: datetimes become strings, `_` fields are hidden.
+
+    `_served` holds values the API sends instead of the stored ones (a malformed record: the
+    server still orders and filters by the stored value), `_omit` fields it leaves out."""
     style = record.get("_style", 0)
-    return {k: (_ts(v, style) if isinstance(v, datetime) else v)
-            for k, v in record.items() if not k.startswith("_")}
+    out = {k: (_ts(v, style) if isinstance(v, datetime) else v)
+           for k, v in record.items() if not k.startswith("_")}
+    out.update(record.get("_served") or {})
+    for name in record.get("_omit") or ():
+        out.pop(name, None)
+    return out
 
 class WorkspaceData:
     """Records and their changes; mixed into the simulator, whose rng, lock and clock it uses."""
@@ -230,6 +239,50 @@ class WorkspaceData:
             records = getattr(account, kind)
             records[record.get("id") or f"raw-{len(records)}"] = record
             self._touch(account)
+
+    def add_bad_records(self, account_id: str | None = None) -> dict[str, str]:
+        """One malformed record of each kind in `BAD_RECORD_KINDS`, in fields the source reads;
+        returns {kind: id of the record in its table}. This API has no timed transcript
+        segments (a conversation has only a `transcript_url`): the two segment kinds are an
+        insight without `content` and an action item without `created_at`, its start."""
+        account = self.accounts[account_id or self.account_ids[0]]
+        now = self.now().replace(microsecond=0)
+        with self.lock:
+            def conversation(hours: float, served: dict[str, Any]) -> str:
+                conv = self.add_conversation(account.id, date=now - timedelta(hours=hours))
+                account.conversations[conv["id"]]["_served"] = served
+                return conv["id"]
+
+            as_text = conversation(30, {})
+            stored = account.conversations[as_text]
+            stored["_served"] = {"duration": str(stored["duration"])}  # "1800"
+            empty_date = conversation(40, {"date": ""})
+            as_json = conversation(50, {})
+            stored = account.conversations[as_json]
+            stored["_served"] = {"sentiment": orjson.dumps(stored["sentiment"]).decode()}
+            changed = conversation(60, {})
+            stored = account.conversations[changed]  # a list of people becomes one line of names
+            stored["_served"] = {"participants": ", ".join(p["name"] for p in stored["participants"])}
+            host = account.conversations[as_text]
+            users = list(account.users)
+            created = host["updated_at"]
+            insight = {"id": self._hex("insight"), "conversation_id": host["id"], "type": "decision",
+                       "content": None, "participants": users[:2], "created_at": created}
+            account.insights[insight["id"]] = insight
+            item = {"id": self._hex("ai"), "conversation_id": host["id"], "content": "Send the specs",
+                    "assigned_to": users[0], "due_date": (now + timedelta(days=5)).date().isoformat(),
+                    "status": "pending", "created_at": created, "updated_at": now - timedelta(minutes=30),
+                    "_omit": ("created_at",)}
+            bad_at = {"id": self._hex("ai"), "conversation_id": host["id"], "content": "Book the demo",
+                      "assigned_to": users[1 % len(users)], "due_date": None, "status": "in_progress",
+                      "created_at": created, "updated_at": now - timedelta(minutes=20),
+                      "_served": {"updated_at": "2026-13-45T25:61:00Z"}}
+            account.action_items[item["id"]] = item
+            account.action_items[bad_at["id"]] = bad_at
+            self._touch(account)
+        return {"number_as_string": as_text, "bad_timestamp": bad_at["id"], "empty_timestamp": empty_date,
+                "object_as_json_string": as_json, "type_change": changed,
+                "segment_null_text": insight["id"], "segment_no_start": item["id"]}
 
     def remove_team_manager(self, team_id: str, user_id: str) -> None:
         with self.lock:

@@ -9,6 +9,7 @@ import dlt
 import pytest
 
 from simulators.meetlog import MeetlogSimulator
+from sources._common.report import get_report
 from sources.meetlog import meetlog
 from tests.utils import make_pipeline, rows, run_strict
 
@@ -235,6 +236,9 @@ def test_malformed_records_are_named_and_the_rest_loads(tmp_path, start_sim, cap
     load(pipeline, sim)
     assert broken.id in by_id(pipeline, "transcripts")
     assert any(broken.id in m and "created_at" in m for m in caplog.messages)
+    named = [b for b in get_report("meetlog").bad_records if b.record_id == broken.id]
+    assert [(b.table, b.problem, b.loaded) for b in named] == [
+        ("transcripts", "created_at='not a date' unreadable", True)]
 
 
 @pytest.mark.parametrize("value", ["https://meetlog.example", "https://meetlog.example/api/v1/export/"])

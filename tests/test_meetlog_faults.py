@@ -127,7 +127,10 @@ def test_a_run_killed_at_a_random_point_converges_on_the_next(tmp_path, start_si
                             env={**os.environ, "RUNTIME__LOG_LEVEL": "ERROR"})
     assert proc.stdout.readline().strip() == "ready"
     sim.clear_log()
-    time.sleep(random.Random(5).uniform(0.3, 1.5))  # the run takes ~7 s at 10 requests/s
+    deadline = time.monotonic() + 30  # on a busy machine the run may take seconds to start
+    while not sim.log and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(random.Random(5).uniform(0.2, 1.2))  # the run takes ~7 s at 10 requests/s
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 0 < len(sim.log) < 60, "killed mid-run"

@@ -226,13 +226,14 @@ def test_unknown_fields_are_kept_and_malformed_records_are_named(start_sim, tmp_
     pipeline = make_pipeline(tmp_path, "meetric")
     _, report = load(pipeline, sim)
     odd = next(r for r in rows(pipeline, "conversations") if r["id"] == "conv_odd")
-    assert odd["duration"] is None and odd["meeting_platform"] == "zoom"
+    assert odd["duration"] is None and odd["duration__raw"] == "n/a" and odd["meeting_platform"] == "zoom"
     question = next(r for r in rows(pipeline, "insights") if r["id"] == "insight_q")
     assert question["type"] == "question" and question["asked_by"] == "user_1"
-    warnings = "\n".join(report.warnings)
-    assert "a record without 'id' was not loaded" in warnings and "no id" in warnings
-    assert "'conv_odd': duration='n/a' is not a valid int" in warnings
-    assert "insight insight_q has an unknown type 'question'" in warnings
+    bad = {(b.table, b.loaded): f"{b.record_id}: {b.problem}" for b in report.bad_records}
+    assert "a record without 'id' cannot be merged" in bad["conversations", False]
+    assert "no id" in bad["conversations", False]
+    assert bad["conversations", True] == f"conv_odd: account '{acc}': duration='n/a' unreadable"
+    assert "insight insight_q has an unknown type 'question'" in "\n".join(report.warnings)
     assert "crm_deal_id" in pipeline.default_schema.tables["conversations"]["columns"]
 
 

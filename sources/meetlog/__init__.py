@@ -47,13 +47,19 @@ def _text() -> dict[str, Any]:
 
 
 # fresh dicts for every table: dlt writes into the column hints it is given
+# documented types, declared: a first load whose first row carries a malformed value (a number
+# sent as text) must not give the whole column that value's type
 def transcript_columns() -> dict[str, Any]:
     return {"created_at": _timestamp(), "report_ids": {"data_type": "json", "nullable": True},
-            "text": _text(), "summary": _text(), **copy.deepcopy(DELETED_AT_COLUMN)}
+            "duration_seconds": {"data_type": "bigint", "nullable": True},
+            "file_size_mb": {"data_type": "double", "nullable": True},
+            "title": _text(), "status": _text(), "text": _text(), "summary": _text(),
+            **copy.deepcopy(DELETED_AT_COLUMN)}
 
 
 def report_columns() -> dict[str, Any]:
-    return {"created_at": _timestamp(), "content": _text(), **copy.deepcopy(DELETED_AT_COLUMN)}
+    return {"created_at": _timestamp(), "is_auto_generated": {"data_type": "bool", "nullable": True},
+            "status": _text(), "content": _text(), **copy.deepcopy(DELETED_AT_COLUMN)}
 
 
 def project_columns() -> dict[str, Any]:

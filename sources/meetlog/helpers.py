@@ -1,4 +1,4 @@
-"""meetlog specifics: error classes, which scope a path needs, row versions."""
+"""meetlog specifics: error classes, which scope a path needs, row versions, malformed fields."""
 
 from __future__ import annotations
 
@@ -11,9 +11,18 @@ import httpx
 from .._common.errors import AuthError, MeetingEltError, NotFoundError, ScopeError
 from .._common.http import ApiResponse
 from .._common.paginators import dig
+from .._common.records import (
+    Problems,
+    read_float,
+    read_instant,
+    read_int,
+    read_list,
+    report_problems,
+)
 from .._common.redaction import redact
+from .._common.report import RunReport
 from .._common.state import row_hash
-from .settings import API_PREFIX
+from .settings import API_PREFIX, COMPLETED, FIELD_KINDS
 
 _SCOPE = re.compile(r"(export:[a-z_]+)")
 
@@ -61,3 +70,75 @@ def version(record: dict[str, Any], detail_fields: Iterable[str]) -> str:
     """A short hash of a record's list fields: tells a changed list item from a re-sent one."""
     skip = set(detail_fields)
     return row_hash({k: v for k, v in record.items() if k not in skip})
+
+
+def read_status(value: Any) -> str | None:
+    """A record's status as text; None when it is missing or not text (then it is unknown)."""
+    return value if isinstance(value, str) else None
+
+
+def _read_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    return None
+
+
+LISTED_BY_CREATED_AT = ("transcripts", "reports")  # newest-first lists read down to what is loaded
+_REPAIRS = {"int": read_int, "float": read_float, "bool": _read_bool, "list": read_list}
+_EXACT = {"int": (int,), "float": (int, float), "bool": (bool,), "list": (list,)}
+
+
+def created_at_problem(item: dict[str, Any]) -> str | None:
+    """Why a listed record's `created_at` cannot mark where a newest-first read stops, if it cannot."""
+    value = item.get("created_at")
+    if value is None:
+        return f"created_at is {'null' if 'created_at' in item else 'missing'}: it cannot mark where a run stops"
+    if read_instant(value) is None:
+        problems = Problems()
+        problems.note("created_at", value)
+        return problems.text()
+    return None
+
+
+def tidy(table: str, row: dict[str, Any], report: RunReport) -> dict[str, Any]:
+    """Repairs `row`'s documented fields in place where a value stands for its documented type
+    (`"1842"` for a number, a list sent as its JSON text) and names the record in `report`
+    when a field was repaired or could not be read.
+
+    A value that cannot be read is left as sent: dlt keeps it in a variant column
+    (`created_at__v_text`), or flattens an object sent for text (`status__code`).
+    """
+    problems = Problems()
+    for name, kind in FIELD_KINDS.get(table, {}).items():
+        value = row.get(name)
+        if kind == "instant":
+            if name == "created_at" and table in LISTED_BY_CREATED_AT:
+                why = created_at_problem(row)
+                if why:
+                    problems.notes.append(why)
+            elif value is not None and read_instant(value) is None:
+                problems.note(name, value)
+            continue
+        if value is None:
+            continue
+        if kind == "text":
+            if isinstance(value, dict | list):
+                why = "; its processing state is unknown: loaded as listed" if name == "status" else ""
+                problems.notes.append(f"{name} is not text ({type(value).__name__}){why}")
+            continue
+        if isinstance(value, _EXACT[kind]) and not (kind != "bool" and isinstance(value, bool)):
+            continue
+        repaired = _REPAIRS[kind](value)
+        if repaired is None:
+            problems.note(name, value)
+        else:
+            problems.note(name, value, repaired)
+            row[name] = repaired
+    if table == "transcripts" and row.get("status") == COMPLETED and "text" in row and row["text"] is None:
+        problems.notes.append("completed, but its text is null")
+    report_problems(report, table, row.get("id"), problems)
+    return row

@@ -9,7 +9,11 @@ replaces its old membership whole: `project_transcripts` is merged with merge ke
 rows go too. Projects no longer listed are confirmed with Get project; a 404 marks them
 deleted (their last membership rows are kept, like every row of a deleted record).
 
-State: known {id: [updated_at of the membership loaded, hash of the row loaded]}.
+A project whose `updated_at` cannot be read is asked for every run (its membership rows are
+loaded only when their hash moved) and named in the run's report.
+
+State: known {id: [updated_at of the membership loaded (or "#hash" of it, when `updated_at`
+is unreadable), hash of the row loaded]}.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from .._common.concurrency import map_ordered
 from .._common.errors import AuthError, MeetingEltError, NotFoundError, RateLimitError, ScopeError
 from .._common.http import ApiClient
 from .._common.paginators import PageNumberPaginator
+from .._common.records import excerpt, read_instant
 from .._common.report import RunReport
 from .._common.state import record_deletions, revive
-from .helpers import version
+from .helpers import tidy, version
 from .settings import DETAIL_BATCH, MEMBERSHIP_REMOVED
 
 NESTED = frozenset({"transcripts"})
@@ -53,7 +58,8 @@ class ProjectSync:
             for page in self.client.paginate("projects", paginator=paginator, items_path="items"):
                 for item in page.items:
                     if not isinstance(item, dict) or item.get("id") in (None, ""):
-                        self.report.warn(f"projects: a listed project without an id was not loaded: {str(item)[:200]}")
+                        self.report.bad_record("projects", excerpt(item), "listed without an id: not loaded",
+                                               loaded=False)
                         continue
                     item["id"] = str(item["id"])
                     items[item["id"]] = item
@@ -74,8 +80,8 @@ class ProjectSync:
             digest = version(item, NESTED)
             if old[1] != digest:
                 self._stage_project(item, digest)
-            if old[0] is None or old[0] != item.get("updated_at"):
-                fetch.append((item["id"], item))
+            if old[0] is None or old[0] != item.get("updated_at") or read_instant(item.get("updated_at")) is None:
+                fetch.append((item["id"], item))  # unreadable `updated_at`: it cannot tell, so ask
         missing = [pid for pid in list(self.known) if pid not in listed]
         if missing and not listed:
             self.report.warn(f"projects: the API listed none while {len(self.known)} are known: "
@@ -120,7 +126,7 @@ class ProjectSync:
             self._stage_members(pid, (item or result).get("updated_at"), result["transcripts"])
 
     def _stage_project(self, row: dict, digest: str) -> None:
-        self.projects.append(row)
+        self.projects.append(tidy("projects", row, self.report))
         pid = row["id"]
 
         def apply() -> None:
@@ -129,6 +135,11 @@ class ProjectSync:
         self.ops.append(apply)
 
     def _stage_members(self, pid: str, updated_at: Any, transcripts: list) -> None:
+        if read_instant(updated_at) is None:
+            # no instant to remember: the membership's own hash tells whether it moved
+            updated_at = f"#{version({'transcripts': transcripts}, ())}"
+            if (self.known.get(pid) or [None])[0] == updated_at:
+                return
         rows = []
         for entry in transcripts:
             tid = entry.get("id") if isinstance(entry, dict) else entry

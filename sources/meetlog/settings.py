@@ -30,3 +30,14 @@ SCOPE_TABLES = {
     "export:projects": ["projects", "project_transcripts"],
 }
 MEMBERSHIP_REMOVED = "_removed"  # hard-delete marker column of project_transcripts
+
+# documented field types, read tolerantly (helpers.tidy): a value that stands for its type
+# is repaired, one that cannot be read is kept as sent, and the record is named either way
+FIELD_KINDS = {
+    "transcripts": {"created_at": "instant", "duration_seconds": "int", "file_size_mb": "float",
+                    "report_ids": "list", "status": "text", "title": "text", "text": "text",
+                    "summary": "text"},
+    "reports": {"created_at": "instant", "is_auto_generated": "bool", "status": "text",
+                "template_name": "text", "content": "text"},
+    "projects": {"created_at": "instant", "updated_at": "instant", "name": "text"},
+}

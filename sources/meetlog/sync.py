@@ -37,10 +37,11 @@ from .._common.concurrency import map_ordered
 from .._common.errors import AuthError, MeetingEltError, NotFoundError, RateLimitError, ScopeError
 from .._common.http import ApiClient
 from .._common.paginators import PageNumberPaginator
+from .._common.records import excerpt, read_instant
 from .._common.report import RunReport
 from .._common.state import mark_swept, record_deletions, revive, sweep_due
 from .._common.timeutil import parse_instant
-from .helpers import version
+from .helpers import created_at_problem, read_status, tidy, version
 from .settings import COMPLETED, DETAIL_BATCH, PROCESSING_STATUSES
 
 PROCESSING, OWED = "processing", "owed"
@@ -120,16 +121,15 @@ class ListSync:
         good = []
         for item in items:
             if not isinstance(item, dict) or item.get("id") in (None, ""):
-                self.report.warn(f"{self.table}: a listed record without an id was not loaded: {str(item)[:200]}")
+                self.report.bad_record(self.table, excerpt(item), "listed without an id: not loaded", loaded=False)
                 continue
             item["id"] = record_id = str(item["id"])
-            try:
-                self.created[record_id] = parse_instant(item.get("created_at"))
-            except Exception:
-                self.created[record_id] = None
+            # unreadable: this record neither stops the walk nor moves the boundary (and its
+            # row names it, see `tidy`); the records around it decide where the run stops
+            self.created[record_id] = read_instant(item.get("created_at"))
             if self.created[record_id] is None:
-                self.report.warn(f"{self.table} {record_id}: created_at {item.get('created_at')!r} is not "
-                                 "an instant; loaded, but it cannot mark where a run stops")
+                self.report.bad_record(self.table, record_id, created_at_problem(item) or "created_at",
+                                       loaded=True)
             good.append(item)
         return good
 
@@ -242,11 +242,11 @@ class ListSync:
 
     # ---------------------------------------------------------------- staged state
     def _stage_row(self, row: dict, digest: str) -> None:
-        record_id, status = row["id"], row.get("status")
+        record_id, status = row["id"], read_status(row.get("status"))
         parent = str(row.get(self.parent_key)) if self.parent_key and row.get(self.parent_key) else None
-        created = parse_instant(row.get("created_at")) if status in PROCESSING_STATUSES else None
+        created = read_instant(row.get("created_at")) if status in PROCESSING_STATUSES else None
         was_known = record_id in self.known
-        self.rows.append(row)
+        self.rows.append(tidy(self.table, row, self.report))
 
         def apply() -> None:
             self.known[record_id] = f"{digest}|{parent}" if parent else digest

@@ -124,11 +124,21 @@ def check(base_url: str = dlt.config.value, api_key: TSecretStrValue | None = No
     access: dict[str, str | None] = {}
     for account in make_accounts(base_url, parse_accounts(api_key, account_id, accounts), http, report, None):
         client = account.client
-        users = client.get(ENDPOINTS["users"], {"limit": 100}).body.get("data") or []  # AuthError here
+        users_denied: ScopeError | None = None
+        try:  # AuthError here, for a wrong key or account id
+            users = client.get(ENDPOINTS["users"], {"limit": 100}).body.get("data") or []
+        except ScopeError as exc:  # team and department ids are known only from users
+            users, users_denied = [], exc
+        users = [u for u in users if isinstance(u, dict)] if isinstance(users, list) else []
         team = next((u["team_id"] for u in users if u.get("team_id")), None)
         department = next((u["department_id"] for u in users if u.get("department_id")), None)
+
+        def users_probe(denied: ScopeError | None = users_denied) -> None:
+            if denied is not None:
+                raise denied
+
         probes: dict[str, Callable[[], Any] | None] = {
-            "users": lambda: None,
+            "users": users_probe,
             "conversations": lambda c=client: c.get(ENDPOINTS["conversations"], {"limit": 1}),
             "insights": lambda c=client: c.get(ENDPOINTS["insights"], {"limit": 1}),
             "action_items": lambda c=client: c.get(ENDPOINTS["action_items"], {"limit": 1}),
@@ -136,10 +146,10 @@ def check(base_url: str = dlt.config.value, api_key: TSecretStrValue | None = No
                 "start_date": today, "end_date": today, "interval": "day"}),
             "insight_summary": lambda c=client: c.get(ENDPOINTS["insight_summary"],
                                                       {"start_date": today, "end_date": today}),
-            "team_managers": team and (lambda c=client, t=team: c.get(
+            "team_managers": users_probe if users_denied else team and (lambda c=client, t=team: c.get(
                 ENDPOINTS["team_managers"].format(id=t))),
-            "department_managers": department and (lambda c=client, d=department: c.get(
-                ENDPOINTS["department_managers"].format(id=d))),
+            "department_managers": users_probe if users_denied else department and (
+                lambda c=client, d=department: c.get(ENDPOINTS["department_managers"].format(id=d))),
         }
         for table, probe in probes.items():
             why = None

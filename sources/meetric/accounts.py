@@ -19,6 +19,7 @@ from .._common.config import HttpConfiguration, http_settings, require
 from .._common.errors import ConfigError
 from .._common.http import ApiClient
 from .._common.paginators import dig
+from .._common.records import read_int
 from .._common.report import RunReport
 from .helpers import classify_error, day
 from .settings import API_PREFIX, ENDPOINTS, NAME
@@ -97,10 +98,11 @@ class Account:
                 found = self.start_date
                 if found is None:
                     path = ENDPOINTS["conversations"]
-                    total = dig(self.client.get(path, {"limit": 1}).body, "pagination.total") or 0
-                    if total:
-                        last = self.client.get(path, {"limit": 1, "offset": int(total) - 1}).body
-                        found = day(((last or {}).get("data") or [{}])[0].get("date"))
+                    total = read_int(dig(self.client.get(path, {"limit": 1}).body, "pagination.total")) or 0
+                    if total > 0:
+                        last = dig(self.client.get(path, {"limit": 1, "offset": total - 1}).body, "data")
+                        oldest = last[0] if isinstance(last, list) and last else None
+                        found = day(oldest.get("date")) if isinstance(oldest, dict) else None
                 self._first_date = (found,)
             return self._first_date[0]
 

@@ -2,12 +2,14 @@
 
 Rows go to dlt as Arrow tables (dlt's row-by-row normaliser is ~15x slower on these
 volumes). Every table has a declared column list with types; vendor fields the list does
-not know are kept as extra columns, nested values (lists, objects) become JSON columns,
-and a value that does not fit its type is loaded as null with a warning naming the record.
+not know are kept as extra text columns, nested lists become JSON columns, and a value that
+does not fit its type is read tolerantly or loaded as null with its raw text beside it
+(`<column>__raw`); either way the run's report names the record.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,6 +20,15 @@ import pyarrow.compute as pc
 
 from .._common.errors import AuthError, BadRequestError, MeetingEltError, ScopeError
 from .._common.http import ApiResponse, error_message
+from .._common.records import (
+    Problems,
+    excerpt,
+    read_dict,
+    read_float,
+    read_int,
+    read_list,
+    read_text,
+)
 from .._common.report import RunReport
 from .._common.timeutil import parse_instant
 
@@ -120,111 +131,190 @@ def day(value: Any) -> date | None:
 
 def with_id(items: Iterable[Any], table: str, account_id: str, report: RunReport,
             key: str = "id") -> list[dict]:
-    """The records that carry a key; a record without one cannot be merged: it is named and left out."""
+    """The records that carry a key; a record without one cannot be merged: it is named (by
+    its opening) and left out."""
     good = []
     for item in items:
-        if isinstance(item, dict) and isinstance(item.get(key), str | int) and item.get(key) != "":
+        if isinstance(item, dict) and isinstance(item.get(key), str | int) and not isinstance(item.get(key), bool) \
+                and item.get(key) != "":
             good.append(item)
         else:
-            report.warn(f"{table}: account '{account_id}': a record without '{key}' was not loaded: "
-                        f"{str(item)[:200]}")
+            report.bad_record(table, excerpt(item), f"account '{account_id}': a record without '{key}' "
+                              "cannot be merged", loaded=False)
     return good
 
 
 def arrow_page(table: str, rows: list[dict], report: RunReport, *, account_id: str,
                key: str = "id") -> pa.Table:
-    """Builds the Arrow page of `table` from vendor rows, with `account_id` on every row."""
+    """Builds the Arrow page of `table` from vendor rows, with `account_id` on every row.
+
+    Every column has one type whatever the page holds (a column that changed type between
+    loads would fail the later one): the declared columns their declared type, fields the
+    docs do not list text (JSON for objects, lists and numbers). A value of the wrong type
+    is read tolerantly: a number sent as text, or an object or list sent as its JSON text,
+    is loaded as the value it stands for; what cannot be read is null, its raw text kept in
+    `<column>__raw`. Either way the record is named in the run's report.
+    """
+    page = _Page(table, rows, key)
     spec = COLUMNS[table]
-    ids = [str(r.get(key, "?")) for r in rows]
-    names, arrays, fields = [], [], []
     parents = {name.split(".")[0] for name, _, _ in spec if "." in name}
+    objects = {parent: page.objects(parent) for parent in sorted(parents)}
     known = {name.split(".")[0] for name, _, _ in spec}
     for name, kind, nullable in spec:
         if "." in name:
             parent, child = name.split(".", 1)
-            values = [(r.get(parent) or {}).get(child) if isinstance(r.get(parent), dict) else None for r in rows]
-            column = f"{parent}__{child}"
+            page.add(f"{parent}__{child}", [o.get(child) if o else None for o in objects[parent]], kind, nullable)
         elif name == "account_id":
-            values, column = [account_id] * len(rows), name
+            page.add(name, [account_id] * len(rows), "str", nullable)
         else:
-            values, column = [r.get(name) for r in rows], name
-        array = _typed(values, kind, table, column, ids, report)
-        names.append(column)
-        arrays.append(array)
-        fields.append(pa.field(column, array.type, nullable=nullable))
-    extras = sorted({k for r in rows for k in r} - known)
+            page.add(name, [r.get(name) for r in rows], kind, nullable)
+    for extra in sorted({k for r in rows for k in r} - known):
+        page.add_text(extra, [r.get(extra) for r in rows])
     for parent in sorted(parents):  # unknown keys inside a flattened object
-        subkeys = {k for r in rows if isinstance(r.get(parent), dict) for k in r[parent]}
         declared = {n.split(".", 1)[1] for n, _, _ in spec if n.startswith(parent + ".")}
-        for child in sorted(subkeys - declared):
-            extras.append(f"{parent}.{child}")
-    for extra in extras:
-        if "." in extra:
-            parent, child = extra.split(".", 1)
-            values = [r[parent].get(child) if isinstance(r.get(parent), dict) else None for r in rows]
-            column = f"{parent}__{child}"
-        else:
-            values, column = [r.get(extra) for r in rows], extra
+        for child in sorted({k for o in objects[parent] if o for k in o} - declared):
+            page.add_text(f"{parent}__{child}", [o.get(child) if o else None for o in objects[parent]])
+    for i, problems in enumerate(page.problems):
+        if problems:
+            report.bad_record(table, page.ids[i], f"account '{account_id}': {problems.text()}", loaded=True)
+    return page.table()
+
+
+class _Page:
+    """The columns of one Arrow page, and what was wrong with each row's values."""
+
+    def __init__(self, table: str, rows: list[dict], key: str) -> None:
+        self.table_name, self.rows = table, rows
+        self.ids = [str(r.get(key, "?")) for r in rows]
+        self.problems = [Problems() for _ in rows]
+        self.names: list[str] = []
+        self.arrays: list[pa.Array] = []
+        self.fields: list[pa.Field] = []
+        self.raw: dict[str, list[str | None]] = {}
+
+    def _keep_raw(self, column: str, i: int, value: Any) -> None:
+        kept = self.raw.setdefault(column, [None] * len(self.rows))
+        kept[i] = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+        self.problems[i].note(column, value)
+
+    def objects(self, parent: str) -> list[dict | None]:
+        """The object field `parent` of every row; one sent as its JSON text is decoded."""
+        values = [r.get(parent) for r in self.rows]
+        if all(v is None or isinstance(v, dict) for v in values):  # as documented: nothing to read
+            return values
+        out: list[dict | None] = []
+        for i, r in enumerate(self.rows):
+            value = r.get(parent)
+            found = read_dict(value)
+            if found is None and value is not None:
+                self._keep_raw(parent, i, value)
+            elif found is not None and not isinstance(value, dict):
+                self.problems[i].note(parent, value, "an object")
+            out.append(found)
+        return out
+
+    def add(self, column: str, values: list[Any], kind: str, nullable: bool = True) -> None:
+        array = self._typed(column, values, kind)
+        self.names.append(column)
+        self.arrays.append(array)
+        self.fields.append(pa.field(column, array.type, nullable=nullable))
+
+    def add_text(self, column: str, values: list[Any]) -> None:
+        """A field the docs do not list: text, whatever its values are, so its type never moves."""
         if all(v is None for v in values):
-            continue  # nothing to type it by: the column appears with its first value
-        array = _inferred(values)
-        names.append(column)
-        arrays.append(array)
-        fields.append(pa.field(column, array.type))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+            return  # nothing to keep: the column appears with its first value
+        texts = [None if v is None else v if isinstance(v, str) else orjson.dumps(v, default=str).decode()
+                 for v in values]
+        self.add(column, texts, "str")
+
+    def _typed(self, column: str, values: list[Any], kind: str) -> pa.Array:
+        if kind == "json":
+            return self._lists(column, values)
+        target = KINDS[kind]
+        try:
+            if kind in ("ts", "date"):
+                return pc.cast(pa.array(values, type=pa.string()), target)
+            return pa.array(values, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError,
+                OverflowError):
+            pass
+        reader = READERS[kind]
+        out = []
+        for i, value in enumerate(values):
+            converted = reader(value)
+            if converted is None and value is not None:
+                self._keep_raw(column, i, value)
+            elif converted is not None and kind not in ("ts", "date") and (
+                    type(converted) is not type(value) and not (kind == "float" and isinstance(value, int)
+                                                                and not isinstance(value, bool))):
+                self.problems[i].note(column, value, converted)
+            out.append(converted)
+        return pa.array(out, type=target)
+
+    def _lists(self, column: str, values: list[Any]) -> pa.Array:
+        """A list column (JSON in the warehouse): lists as sent, a list sent as its JSON text
+        decoded, anything else null with its raw text kept; elements of a type the other
+        rows do not share are kept raw too, so one odd row never changes the column."""
+        lists: list[list | None] = []
+        if all(v is None or isinstance(v, list) for v in values):  # as documented: nothing to read
+            lists = list(values)
+        for i, value in enumerate(values if not lists else ()):
+            found = read_list(value)
+            if found is None and value is not None:
+                self._keep_raw(column, i, value)
+            elif found is not None and not isinstance(value, list):
+                self.problems[i].note(column, value, "a list")
+            lists.append(found)
+        if all(v is None for v in lists):  # no type to infer: keep the column's kind stable
+            return pa.array(lists, type=pa.list_(pa.string()))
+        try:
+            return pa.array(lists)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            pass
+        types: list[pa.DataType | None] = []
+        for value in lists:
+            try:
+                types.append(None if value is None else pa.array([value]).type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                types.append(pa.null())  # mixed inside: never the majority's type
+        common = Counter(t for t in types if t is not None and t != pa.null()).most_common(1)
+        target = common[0][0] if common else pa.list_(pa.string())
+        for i, (value, found) in enumerate(zip(lists, types, strict=True)):
+            if value is not None and found != target:
+                self._keep_raw(column, i, value)
+                lists[i] = None
+        try:
+            return pa.array(lists, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            for i, value in enumerate(lists):  # types that merge only pairwise: keep them all raw
+                if value is not None:
+                    self._keep_raw(column, i, value)
+            return pa.array([None] * len(lists), type=pa.list_(pa.string()))
+
+    def table(self) -> pa.Table:
+        names, arrays, fields = list(self.names), list(self.arrays), list(self.fields)
+        for column, kept in sorted(self.raw.items()):
+            names.append(f"{column}__raw")
+            arrays.append(pa.array(kept, type=pa.string()))
+            fields.append(pa.field(f"{column}__raw", pa.string()))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _typed(values: list[Any], kind: str, table: str, column: str, ids: list[str],
-           report: RunReport) -> pa.Array:
-    if kind == "json":
-        return _inferred(values, nested=True)
-    target = KINDS[kind]
-    try:
-        if kind == "ts":
-            return pc.cast(pa.array(values, type=pa.string()), TS)
-        if kind == "date":
-            return pc.cast(pa.array(values, type=pa.string()), pa.date32())
-        return pa.array(values, type=target)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
-        pass
-    out = []
-    for record_id, value in zip(ids, values, strict=True):
-        converted = _coerce(value, kind)
-        if converted is None and value is not None:
-            report.warn(f"{table}: record '{record_id}': {column}={str(value)[:60]!r} is not a valid "
-                        f"{kind}; loaded as null")
-        out.append(converted)
-    return pa.array(out, type=target)
+def read_bool(value: Any) -> bool | None:
+    """A boolean, or one sent as `"true"`/`"false"` or 0/1; None otherwise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    return None
 
 
-def _coerce(value: Any, kind: str) -> Any:
-    if value is None:
-        return None
-    try:
-        if kind == "ts":
-            return instant(value)
-        if kind == "date":
-            return date.fromisoformat(value[:10]) if isinstance(value, str) else None
-        if kind == "int":
-            return int(value) if not isinstance(value, bool) and float(value) == int(float(value)) else None
-        if kind == "float":
-            return float(value) if not isinstance(value, bool) else None
-        if kind == "bool":
-            return value if isinstance(value, bool) else None
-        return value if isinstance(value, str) else orjson.dumps(value).decode()
-    except Exception:
-        return None
+def read_date(value: Any) -> date | None:
+    """A `YYYY-MM-DD` (or the UTC day of an instant); None when unreadable."""
+    return day(value) if isinstance(value, str) else None
 
 
-def _inferred(values: list[Any], *, nested: bool = False) -> pa.Array:
-    """An Arrow column inferred from the values; mixed or odd values fall back to JSON text."""
-    if all(v is None for v in values):  # no type to infer: keep the column's kind stable
-        return pa.array(values, type=pa.list_(pa.string()) if nested else pa.string())
-    try:
-        array = pa.array(values)
-        if not nested or pa.types.is_nested(array.type):
-            return array
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-        pass
-    return pa.array([None if v is None else v if isinstance(v, str) and not nested
-                         else orjson.dumps(v).decode() for v in values], type=pa.string())
+READERS: dict[str, Callable[[Any], Any]] = {
+    "str": read_text, "int": read_int, "float": read_float, "bool": read_bool, "ts": instant, "date": read_date}
