@@ -168,19 +168,20 @@ class ConversationSync:
         cid = listed.id
         if self._halted.is_set():
             raise _NotSent()
+        touched_before = self.quota.touched(cid)
         refused = self.quota.take(cid)
         if refused:
             self._halt(refused)
             raise _NotSent()
         try:
-            return self._fetch(listed)
+            return self._fetch(listed, touched_before)
         except RateLimitError as exc:  # the quota, our budget, or a wait too long for this run
             if isinstance(exc, QuotaExhausted) and exc.status == 429:
                 self.quota.spend_at_server()
             self._halt(exc.message)
             raise
 
-    def _fetch(self, listed: Listed) -> Detail:
+    def _fetch(self, listed: Listed, touched_before: bool) -> Detail:
         cid = listed.id
         while True:
             params = {"include_transcript": "true" if self.includes["transcripts"] else None,
@@ -191,6 +192,10 @@ class ConversationSync:
             except ScopeError as exc:
                 if not self._drop_scope(exc):
                     raise
+            except RateLimitError:
+                if not touched_before:
+                    self.quota.release(cid)  # refused, or never sent: the API did not count it
+                raise
         conversation = read_dict(answer.get("conversation")) if isinstance(answer, dict) else None
         if conversation is None:
             raise _BadDetail(f"the detail answer has no conversation object ({describe(answer)}): not loaded")

@@ -50,6 +50,15 @@ class DailyQuota:
             self.used.add(conversation_id)
             return None
 
+    def touched(self, conversation_id: str) -> bool:
+        with self._lock:
+            return conversation_id in self.used
+
+    def release(self, conversation_id: str) -> None:
+        """The call was refused (a 429, or never sent): the API did not count it."""
+        with self._lock:
+            self.used.discard(conversation_id)
+
     def spend_at_server(self) -> None:
         """The API answered that the quota is spent: no new conversation until the next day."""
         with self._lock:
