@@ -293,7 +293,7 @@ class MeetricPartnerSimulator(Simulator):
                 calls.popleft()
             if len(calls) >= self.requests_per_minute:
                 wait = max(1, int(calls[0] + 60 - now) + 1)
-                raise HttpError(429, "Rate limit exceeded", headers={"Retry-After": str(wait)},
+                raise HttpError(429, "Rate limit exceeded. Please try again later.", headers={"Retry-After": str(wait)},
                                 extra={"retryAfter": wait})
             calls.append(now)
         return {}
