@@ -130,12 +130,12 @@ class ConversationSync:
                 self.report.warn(f"conversations dated {gap.get('from')} to {gap.get('to')} were never listed "
                                  "(a cut listing) and have left the 30-day window since")
                 del self.state["unlisted"]
+            elif to is None:  # cut before it read a date: list again from where it started
+                return [Segment(min(frm, self.list_from()), None)]
             else:
-                # the cut listing is finished before a sweep is tried again, so a tight budget
+                # the cut stretch is listed before a sweep is tried again, so a tight budget
                 # still makes progress; the sweep runs once nothing is left unlisted
                 self.sweep = False
-                if to is None:
-                    return [Segment(min(frm, self.list_from()), None)]
                 return [Segment(frm, to), Segment(self.list_from(), None)]
         return [Segment(self.list_from(), None)]
 
