@@ -221,7 +221,7 @@ def test_a_429_carries_retry_after_in_the_header_and_the_body(start_sim):
         minute = [api.get("account") for _ in range(3)][-1]
     assert minute.status_code == 429
     assert violations([minute.json()], {**ERROR, "retryAfter": INT}) == []
-    assert minute.json()["message"] == "Rate limit exceeded. Please try again later."  # the vendor's page
+    assert minute.json()["message"] == "Rate limit exceeded. Please try again later."  # the vendor page's public copy (meetric.com/documentation/api)
     assert int(minute.headers["Retry-After"]) == minute.json()["retryAfter"] > 0
 
     limited.requests_per_minute = None
