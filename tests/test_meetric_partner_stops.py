@@ -176,6 +176,19 @@ def test_a_retry_after_longer_than_the_cap_on_list_calls_stops_cleanly(sim, tmp_
     assert loaded(pipeline) == loaded(clean) == expected(sim)
 
 
+def test_a_rate_limited_account_call_waits_while_every_list_loads_on_the_apis_clock(sim, tmp_path):
+    sim.faults = Faults(rate_429=1.0, retry_after="3600", exempt=lambda path: not path.endswith("/account"))
+    pipeline = make_pipeline(tmp_path, "no_account")
+    result = run(pipeline, "meetric_partner", **kwargs(sim, retry_after_max_seconds=0.2))
+    assert result.ok, result.error
+    assert set(result.report.waiting) <= {"account", "conversations"}  # processing ones owe details
+    assert "account" in result.report.waiting
+    assert loaded(pipeline) == expected(sim)  # the clock came from the lists' own `_meta.timestamp`
+    sim.faults = Faults()
+    assert run(pipeline, "meetric_partner", **kwargs(sim)).ok
+    assert [r["id"] for r in rows(pipeline, "account", "id")] == [sim.account["id"]]
+
+
 def test_the_cli_exits_0_and_says_what_waits_when_the_budget_is_spent(sim, tmp_path):
     env = {**os.environ, "SOURCES__MEETRIC_PARTNER__BASE_URL": sim.base_url,
            "SOURCES__MEETRIC_PARTNER__API_TOKEN": sim.token, "SOURCES__MEETRIC_PARTNER__PAGE_SIZE": "10",

@@ -70,13 +70,24 @@ class _ServerClock:
         if self._now is None and isinstance(meta, dict):
             self._now = read_instant(meta.get("timestamp"))
 
-    def now(self) -> datetime:
-        if self._now is None:
+    def read_account(self) -> dict | None:
+        """The `/account` record (fetched once); its answer also sets the clock."""
+        if self.account is None:
             body = self.client.get("account").body
             self.account = read_dict(body.get("account")) if isinstance(body, dict) else None
             self.observe(body)
+        return self.account
+
+    def now(self) -> datetime:
+        if self._now is None:
+            self.read_account()
             self._now = self._now or utc_now()
         return self._now
+
+
+def _fresh(columns: dict[str, dict]) -> dict[str, dict]:
+    """A copy of column hints for one source instance (dlt writes into hint dicts)."""
+    return {name: dict(hint) for name, hint in columns.items()}
 
 
 def _with_ids(table: str, items: Any, report: RunReport) -> list[dict]:
@@ -133,12 +144,12 @@ def meetric_partner(
     @dlt.resource(name="account", primary_key="id", write_disposition=MERGE)
     def account() -> Iterator[Any]:
         try:
-            clock.now()
+            record = clock.read_account()
         except RateLimitError as exc:
             _stopped(report, "account", exc)
             return
-        if clock.account:
-            yield changed_rows(dlt.current.resource_state(), [clock.account])
+        if record:
+            yield changed_rows(dlt.current.resource_state(), [record])
 
     def people(table: str, scope: str) -> DltResource:
         @dlt.resource(name=table, primary_key="id", write_disposition=MERGE, columns=deleted_at_column())
@@ -180,17 +191,17 @@ def meetric_partner(
                 report.skip(table, f"the token lacks the '{exc.scope or 'conversations'}' scope")
 
     conversations.apply_hints(table_name="summaries", primary_key="conversation_id",
-                              write_disposition=MERGE, create_table_variant=True, columns=SUMMARY_COLUMNS)
+                              write_disposition=MERGE, create_table_variant=True, columns=_fresh(SUMMARY_COLUMNS))
     conversations.apply_hints(table_name=SEGMENTS, create_table_variant=True, **SEGMENT_HINTS)
     conversations.apply_hints(table_name="insights", primary_key="id", merge_key="conversation_id",
-                              write_disposition=MERGE, create_table_variant=True, columns=INSIGHT_COLUMNS)
+                              write_disposition=MERGE, create_table_variant=True, columns=_fresh(INSIGHT_COLUMNS))
     conversations.apply_hints(table_name="conversation_topics", primary_key=["conversation_id", "name"],
                               merge_key="conversation_id", write_disposition=MERGE,
-                              create_table_variant=True, columns=TOPIC_COLUMNS)
+                              create_table_variant=True, columns=_fresh(TOPIC_COLUMNS))
     conversations.apply_hints(table_name="recording_urls", primary_key="conversation_id",
                               write_disposition=MERGE, create_table_variant=True)
     # after the variants, which would otherwise inherit the column
-    conversations.apply_hints(columns={**deleted_at_column(), **CONVERSATION_COLUMNS})
+    conversations.apply_hints(columns={**deleted_at_column(), **_fresh(CONVERSATION_COLUMNS)})
 
     @dlt.resource(name="webhook_deliveries", primary_key="id", write_disposition=MERGE)
     def webhook_deliveries() -> Iterator[Any]:
