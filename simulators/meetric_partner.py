@@ -46,7 +46,8 @@ class Conversation:
     summary: str | None = None
     has_recording: bool = True
     deleted: bool = False
-
+    # list fields served in place of the real ones (a malformed record: `add_bad_records`)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 
@@ -68,6 +69,7 @@ class MeetricPartnerSimulator(Simulator):
         self.processing_share = processing_share
         self.processing_window = timedelta(hours=processing_hours)
         self.tokens: dict[str, Token] = {}
+        self.bad_record_extras: dict[str, str] = {}
         self.token = self.add_token()
         self._calls: dict[str, deque] = defaultdict(deque)
         self._touched: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -176,6 +178,68 @@ class MeetricPartnerSimulator(Simulator):
         conv.status = "completed"
         conv.updated_at = max(when, conv.updated_at + timedelta(seconds=1))
 
+    def add_bad_records(self) -> dict[str, str]:
+        """One malformed record of each kind in `BAD_RECORD_KINDS`, in the fields the source
+        reads: the list (and detail) fields, the transcript, the insights and topics.
+
+        Returns {kind: id as the source names it}: a conversation id, or `<id>#<index>` for a
+        transcript segment. `self.bad_record_extras` names the further malformed parts:
+        a bad `updated_at`, a chat message without `sent_at`, an insight `start` sent as
+        text, an insight sent as JSON text, a topic's `mentions` sent as text.
+        """
+        now = self.now()
+
+        def conversation(days: float, medium: str = "call") -> Conversation:
+            segments, self.segments = self.segments, (max(4, self.segments[0]), max(4, self.segments[1]))
+            try:  # long enough for the segments made bad below
+                return self.add_conversation(date=now - timedelta(days=days), status="completed", medium=medium)
+            finally:
+                self.segments = segments
+
+        number = conversation(1.5)
+        number.fields["duration"] = str(number.fields["duration"])  # "1800"
+        number.insights = number.insights or [{"id": self._uuid(), "type": "question", "text": "Pricing?",
+                                               "speaker_name": "Jane Customer", "start": 12.0}]
+        number.insights[0]["start"] = str(number.insights[0]["start"])  # "12.0"
+        number.topics = [{"name": "pricing", "mentions": "3", "share": 0.25}]
+
+        bad_date = conversation(2.5)
+        bad_date.overrides["date"] = "2026-13-45T25:61:00Z"
+
+        empty = conversation(3.5, medium="chat")
+        empty.overrides["updated_at"] = ""
+        del empty.transcript["messages"][1]["sent_at"]
+
+        as_text = conversation(4.5)
+        as_text.fields["department"] = orjson.dumps(as_text.fields["department"]).decode()
+        as_text.fields["user"] = orjson.dumps(as_text.fields["user"]).decode()
+        insight = {"id": self._uuid(), "type": "decision", "text": "We go ahead.",
+                   "speaker_name": "Jane Customer", "start": 30.5}
+        as_text.insights = [*as_text.insights, orjson.dumps(insight).decode()]
+
+        changed = conversation(5.5)
+        changed.fields["participants"] = "Jane Customer <jane@client.example>, " + changed.fields["user"]["name"]
+
+        null_text = conversation(6.5)
+        null_text.transcript["sentences"][1]["text"] = None
+
+        no_start = conversation(7.5)
+        del no_start.transcript["sentences"][2]["start"]
+
+        bad_updated = conversation(8.5)
+        bad_updated.overrides["updated_at"] = "yesterday"
+
+        self.bad_record_extras = {
+            "bad_updated_at": bad_updated.id,
+            "chat_message_no_sent_at": f"{empty.id}#1",
+            "insight_start_as_string": number.insights[0]["id"],
+            "insight_as_json_string": insight["id"],
+            "topic_mentions_as_string": f"{number.id}/pricing",
+        }
+        return {"number_as_string": number.id, "bad_timestamp": bad_date.id, "empty_timestamp": empty.id,
+                "object_as_json_string": as_text.id, "type_change": changed.id,
+                "segment_null_text": f"{null_text.id}#1", "segment_no_start": f"{no_start.id}#2"}
+
     def complete(self, conversation_id: str) -> None:
         """The vendor finishes processing a conversation now."""
         with self.lock:
@@ -200,7 +264,7 @@ class MeetricPartnerSimulator(Simulator):
     def public(self, conv: Conversation) -> dict[str, Any]:
         return {"id": conv.id, "title": conv.title, "date": _iso(conv.date), "medium": conv.medium,
                 "status": conv.status, **conv.fields,
-                "updated_at": _iso(conv.updated_at, 1 if conv.id[0] in "01234" else 0)}
+                "updated_at": _iso(conv.updated_at, 1 if conv.id[0] in "01234" else 0), **conv.overrides}
 
     # ------------------------------------------------------------------ protocol
     def source_config(self) -> dict[str, Any]:
@@ -229,7 +293,7 @@ class MeetricPartnerSimulator(Simulator):
                 calls.popleft()
             if len(calls) >= self.requests_per_minute:
                 wait = max(1, int(calls[0] + 60 - now) + 1)
-                raise HttpError(429, "Rate limit exceeded", headers={"Retry-After": str(wait)},
+                raise HttpError(429, "Rate limit exceeded. Please try again later.", headers={"Retry-After": str(wait)},
                                 extra={"retryAfter": wait})
             calls.append(now)
         return {}

@@ -15,9 +15,10 @@ def partner_kwargs(sim: MeetricPartnerSimulator, **extra: Any) -> dict[str, Any]
     return {**sim.source_config(), "page_size": 10, "http": dict(FAST_HTTP), **extra}
 
 
-def expected(sim: MeetricPartnerSimulator) -> dict[str, set]:
-    """Table contents the source must produce, as sets of comparable tuples."""
-    visible = sim.visible()
+def expected(sim: MeetricPartnerSimulator, exclude: set[str] = frozenset()) -> dict[str, set]:
+    """Table contents the source must produce, as sets of comparable tuples (leaving out the
+    conversations in `exclude`, e.g. malformed ones)."""
+    visible = [c for c in sim.visible() if c.id not in exclude]
     done = [c for c in visible if c.status == "completed"]
     segments = set()
     for c in done:
@@ -66,6 +67,16 @@ def loaded(pipeline: Any, tables: list[str] | None = None) -> dict[str, set]:
             with client.execute_query(sql.format(t=client.make_qualified_table_name(table))) as cur:
                 out[table] = {tuple(_normal(v) for v in row) for row in cur.fetchall()}
     return out
+
+
+def conversation_id_of(table: str, row: tuple) -> str:
+    """The conversation a `loaded()` tuple belongs to."""
+    return row[1] if table == "insights" else row[0]
+
+
+def state_of(pipeline: Any) -> dict:
+    """The conversations resource's state, as the last run committed it."""
+    return pipeline.state["sources"]["meetric_partner"]["resources"]["conversations"]
 
 
 def row_lists(pipeline: Any, table: str, key_sql: str) -> list[tuple]:

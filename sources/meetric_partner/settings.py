@@ -25,3 +25,16 @@ SCOPE_TABLES = {
     "insights": ["insights", "conversation_topics"],
     "recordings": ["recording_urls"],
 }
+
+STATUSES = ("processing", "completed", "failed")
+# column types declared up front, so that a malformed first value never decides a column's
+# type: a bad value then goes to a variant column (`date__v_text`) and the column stays typed
+CONVERSATION_COLUMNS = {
+    "date": {"data_type": "timestamp", "nullable": True},
+    "updated_at": {"data_type": "timestamp", "nullable": True},
+    "duration": {"data_type": "bigint", "nullable": True},
+}
+SUMMARY_COLUMNS = {"updated_at": {"data_type": "timestamp", "nullable": True}}
+INSIGHT_COLUMNS = {"start": {"data_type": "double", "nullable": True}}
+TOPIC_COLUMNS = {"mentions": {"data_type": "bigint", "nullable": True},
+                 "share": {"data_type": "double", "nullable": True}}
