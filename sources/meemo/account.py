@@ -98,7 +98,7 @@ def webhook_events(client: ApiClient, report: RunReport, hook: dict, state: dict
             if not isinstance(event, dict) or event.get("id") is None:
                 report.warn(f"webhook {hook['id']}: skipped a malformed event: {str(event)[:200]}")
                 continue
-            eid, created = str(event["id"]), parse_instant(event.get("created_at"))
+            eid, created = str(event["id"]), read_instant(event.get("created_at"))
             created_all.append(created)
             row = {**event, "organization_id": hook.get("organization_id")}
             digest = row_hash(row)
