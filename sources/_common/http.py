@@ -121,8 +121,8 @@ def error_message(body: Any) -> str:
         listed = _listed_messages(body.get("detail"))
         if listed:
             return listed
-        fields = [f"{name}: {listed}" for name, value in body.items()
-                  if isinstance(name, str) and (listed := _listed_messages(value))]
+        fields = [f"{name}: {messages}" for name, value in body.items()
+                  if isinstance(name, str) and (messages := _listed_messages(value))]
         if fields and len(fields) == len(body):
             return "; ".join(fields)[:300]
         return orjson.dumps(body)[:300].decode(errors="replace")
