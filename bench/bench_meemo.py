@@ -2,8 +2,10 @@
 
 floor: the same requests with bare httpx: a token, the organizations, every meeting list
 page (100 a page), topics, twelve months of usage, webhooks and their delivery logs, then
-per meeting its detail and participants, and its transcript and summary once their stage
-is completed, with the same concurrency.
+per meeting its detail and participants, and its transcript and summary (with
+summary-with-video) once their stage is completed (older builds: once the meeting is past,
+once the summary is complete), each webhook's detail and each organization's upcoming
+meetings, with the same concurrency.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def floor(config: dict, concurrency: int) -> int:
                 body = client.get(url, params=query).json()
                 requests += 1
                 items += body["results"]
-                url, query = body["next"], None
+                url, query = body.get("next"), None  # older builds' event logs: no `next` (one page of 100 here)
             return items
 
         orgs = client.get("webhooks/available-organizations/").json()
@@ -57,19 +59,27 @@ def floor(config: dict, concurrency: int) -> int:
         for org in orgs:
             meetings += pages("meeting/", {"organization_id": org["id"]})
             client.get("topics/", params={"organization_id": org["id"]}).raise_for_status()
+            client.get("calendar/upcoming-meetings/", params={"organization_id": org["id"],
+                                                               "limit": 100}).raise_for_status()
+            requests += 1
             for first, last in _months(date.today()):
                 client.get("usage/", params={"organization_id": org["id"], "start_date": first,
                                              "end_date": last}).raise_for_status()
             requests += 13
         for hook in pages("webhooks/", {}):
+            client.get(f"webhooks/{hook['id']}/").raise_for_status()
+            requests += 1
             pages("webhook-events/", {"webhook_id": hook["id"]})
 
         def fetch(meeting: dict) -> int:
             parts = ["", "participants/"]
-            if (meeting.get("transcription") or {}).get("status") == "completed":
+            staged = "transcription" in meeting
+            if (meeting.get("transcription") or {}).get("status") == "completed" or (
+                    not staged and meeting.get("status") == "past"):
                 parts.append("transcript/")
-            if (meeting.get("summarization") or {}).get("status") == "completed":
-                parts.append("summary/")
+            if (meeting.get("summarization") or {}).get("status") == "completed" or (
+                    not staged and meeting.get("summary_complete")):
+                parts += ["summary/", "summary-with-video/"]
             for part in parts:
                 client.get(f"meeting/{meeting['id']}/{part}").raise_for_status()
             return len(parts)

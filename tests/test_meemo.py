@@ -1,5 +1,6 @@
 """Meemo source against its simulator: full load, incremental runs, late transcripts and
-summaries, both summary shapes, recordings, organization selection, deletions."""
+summaries (with and without stage objects), both summary shapes, recordings, organization
+selection, deletions, webhooks and their delivery log, upcoming meetings."""
 
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ def tables(p: dlt.Pipeline) -> dict[str, list[dict]]:
     return out
 
 
+def expects_transcript(sim: MeemoSimulator, m: Any) -> bool:
+    """Whether a run loads this meeting's transcript: once its stage says completed, or, for
+    meetings without stage objects, once it answers segments or its summary is complete."""
+    return sim.transcript_ready(m) and (not m.old_build or bool(sim.served_segments(m)) or m.summary_complete)
+
+
 def loaded(p: dlt.Pipeline) -> dict[str, int]:
     """Rows the last run loaded, per table (dlt's own tables left out)."""
     counts = p.last_trace.last_normalize_info.row_counts
@@ -63,13 +70,15 @@ def test_full_load_equals_the_simulators_data_for_two_organizations(tmp_path, st
         row, detail = by_id[m.id], sim.detail(m)
         assert (row["title"], row["status"], row["organization_id"], row["host__email"], row["duration_seconds"]) == \
             (detail["title"], detail["status"], m.org_id, m.host["email"], detail["duration_seconds"])
-        assert row["transcription__status"] == (m.stages["transcription"] or {}).get("status")
+        assert row["transcription__status"] == (sim.list_item(m).get("transcription") or {}).get("status")
+        assert row["host_name"] == m.host["name"]  # also where the detail has none
         assert row["deleted_at"] is None
+    assert {m.old_build for m in visible} == {True, False}
     # transcripts: only completed ones, in the API's order and indices as served
     segments: dict[str, list] = {}
     for s in t["transcript_segments"]:
         segments.setdefault(s["meeting_id"], []).append(s)
-    ready = [m for m in visible if sim.transcript_ready(m)]
+    ready = [m for m in visible if expects_transcript(sim, m)]
     assert set(segments) == {str(m.id) for m in ready if sim.served_segments(m)}
     for m in ready:
         got = sorted(segments.get(str(m.id), []), key=lambda s: s["segment_index"])
@@ -99,7 +108,11 @@ def test_full_load_equals_the_simulators_data_for_two_organizations(tmp_path, st
     expected = [u for org in sim.orgs for u in sim.usage(org, today.replace(day=1), this_month[0]["period_end"])]
     assert sorted((r["organization_id"], r["capability_name"], r["usage"]) for r in this_month) == \
         sorted((u["organization_id"], u["capability_name"], u["usage"]) for u in expected)
-    assert len(t["usage"]) == 2 * 4 * 12
+    assert len(t["usage"]) == 2 * 7 * 12
+    assert {(r["id"], r["failure_count"], r["last_failure_reason"]) for r in t["webhooks"]} == \
+        {(h["id"], h["failure_count"], h["last_failure_reason"]) for h in sim.webhooks.values()}
+    assert [(r["id"], r["event_id"], r["organization_id"]) for r in t["upcoming_meetings"]] == \
+        sorted((e["id"], e["event_id"], e["organization_id"]) for e in sim.upcoming(set(sim.orgs), 100))
     # every row says which organization it belongs to
     assert all(r.get("organization_id") is not None for table in t.values() for r in table)
 
@@ -117,7 +130,8 @@ def test_second_run_makes_only_list_requests_and_loads_nothing(tmp_path, start_s
     paths = {r.path for r in sim.log}
     assert paths <= {"/api/auth/token/", "/api/v1/external/webhooks/available-organizations/",
                      "/api/v1/external/meeting/", "/api/v1/external/topics/", "/api/v1/external/webhooks/",
-                     "/api/v1/external/webhook-events/", "/api/v1/external/usage/"}
+                     "/api/v1/external/webhook-events/", "/api/v1/external/usage/",
+                     "/api/v1/external/calendar/upcoming-meetings/"}
     print(f"\nfirst run {first_run} requests, second run {len(sim.log)} requests (list requests only)")
 
 
@@ -126,6 +140,7 @@ def test_meetings_whose_transcript_or_summary_completes_between_runs_arrive_comp
     p = pipeline(tmp_path)
     run_strict(p, source(sim))
     waiting = [m for m in sim.visible() if m.status == "past" and not sim.transcript_ready(m)]
+    assert {m.old_build for m in waiting} == {True, False}
     assert len(waiting) >= 3
     have = {r["meeting_id"] for r in rows(p, "transcripts")}
     assert not have & {m.id for m in waiting}
@@ -143,14 +158,16 @@ def test_meetings_whose_transcript_or_summary_completes_between_runs_arrive_comp
         got = rows(p, "transcript_segments", where=f"meeting_id = '{m.id}'", order_by="segment_index")
         assert [s["text"] for s in got] == [s["text"] for s in sim.served_segments(m)]
         status = rows(p, "meetings", "transcription__status, summarization__status", where=f"id = {m.id}")
-        assert status == [{"transcription__status": "completed", "summarization__status": "completed"}]
+        done = None if m.old_build else "completed"  # older builds send no stage objects
+        assert status == [{"transcription__status": done, "summarization__status": done}]
     assert rows(p, "meetings", "status", where=f"id = {fresh.id}") == [{"status": "past"}]
     # the new meeting finishes too: the next run brings its transcript, nothing else
     sim.complete(fresh.id)
     sim.clear_log()
     run_strict(p, source(sim))
     assert {r.path for r in sim.requests("GET", PER_ITEM)} == \
-        {f"/api/v1/external/meeting/{fresh.id}/{part}" for part in ("", "participants/", "transcript/", "summary/")}
+        {f"/api/v1/external/meeting/{fresh.id}/{part}"
+         for part in ("", "participants/", "transcript/", "summary/", "summary-with-video/")}
     assert rows(p, "transcripts", "meeting_id", where=f"meeting_id = {fresh.id}") == [{"meeting_id": fresh.id}]
 
 
@@ -216,7 +233,7 @@ def test_recordings_load_only_when_asked_and_new_signed_urls_change_nothing(tmp_
     assert loaded(p) == {"recordings": len(with_recording)}  # nothing else looked changed
     before = {r["meeting_id"]: r["recording_url"] for r in rows(p, "recordings")}
     # the vendor re-processes one recording: it is fetched again once complete, with new URLs
-    m = with_recording[0]
+    m = next(m for m in with_recording if not m.old_build)
     done = m.stages["recording"]
     m.stages["recording"] = _stage("in_progress", "Re-encoding")
     run_strict(p, source(sim, include_recordings=True, sweep_interval_hours=0))
@@ -263,16 +280,16 @@ def test_new_and_redelivered_webhook_events_arrive_without_reloading_old_ones(tm
     p = pipeline(tmp_path)
     run_strict(p, source(sim))
     hook = next(iter(sim.webhooks))
-    pending = sim.add_event(hook, status="pending")
+    pending = sim.add_event(hook, status="RETRYING")
     run_strict(p, source(sim))
     assert loaded(p) == {"webhook_events": 1}
     sim.deliver(pending["id"])
-    new = sim.add_event(hook)
+    new = sim.add_event(hook, status="SUCCESS")
     sim.clear_log()
     run_strict(p, source(sim))
     assert loaded(p) == {"webhook_events": 2}
     got = {r["id"]: r["status"] for r in rows(p, "webhook_events", where=f"id in ({pending['id']}, {new['id']})")}
-    assert got == {pending["id"]: "delivered", new["id"]: new["status"]}
+    assert got == {pending["id"]: "SUCCESS", new["id"]: "SUCCESS"}
     # newest first, read back only to the lookback: not every page of the delivery log
     event_pages = sim.requests("GET", r"/webhook-events/$")
     assert len([r for r in event_pages if int(r.query["webhook_id"]) == hook]) < 14 / 4

@@ -66,9 +66,9 @@ def test_check_verifies_credentials_and_lists_loadable_tables(start_sim):
     sim = start_sim(MeemoSimulator, organizations=2, meetings=2, seed=24)
     access = check(**sim.source_config(), http=HTTP)
     assert set(access) >= {"organizations", "meetings", "transcript_segments", "summaries", "participants",
-                           "recordings", "topics", "webhooks", "webhook_events", "usage"}
+                           "recordings", "topics", "webhooks", "webhook_events", "usage", "upcoming_meetings"}
     assert all(why is None for why in access.values())
-    assert len(sim.log) <= 6  # one small request per endpoint family, plus the token
+    assert len(sim.log) <= 7  # one small request per endpoint family, plus the token
     with pytest.raises(AuthError) as refused:
         check(**{**sim.source_config(), "client_secret": "mcs_wrong-secret-000"}, http=HTTP)
     assert "mcs_wrong-secret-000" not in str(refused.value)

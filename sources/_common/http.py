@@ -41,7 +41,8 @@ DEFAULT_BACKOFF_INITIAL_SECONDS = 0.5
 DEFAULT_BACKOFF_MAX_SECONDS = 30.0
 DEFAULT_RETRY_AFTER_MAX_SECONDS = 120.0
 DEFAULT_CONCURRENCY = 4
-RETRY_AFTER_BODY_KEYS = ("retryAfter", "retry_after", "error.retry_after", "error.retryAfter")
+RETRY_AFTER_BODY_KEYS = ("retryAfter", "retry_after", "error.retry_after", "error.retryAfter",
+                         "error.recovery.retry_after_seconds")
 
 
 @dataclass
@@ -107,16 +108,36 @@ def parse_retry_after(value: Any) -> float | None:
 
 
 def error_message(body: Any) -> str:
-    """The human message of an error body, in any of the five vendors' shapes."""
+    """The human message of an error body, in any of the five vendors' shapes.
+
+    Also Django REST framework's `detail` as a list (of strings or `{"loc", "msg"}`) and its
+    400 map of field -> messages, and OAuth's `error_description`.
+    """
     if isinstance(body, dict):
-        for path in ("error.message", "message", "detail", "error"):
+        for path in ("error.message", "message", "detail", "error_description", "error"):
             found = dig(body, path)
             if isinstance(found, str) and found:
                 return found
+        listed = _listed_messages(body.get("detail"))
+        if listed:
+            return listed
+        fields = [f"{name}: {messages}" for name, value in body.items()
+                  if isinstance(name, str) and (messages := _listed_messages(value))]
+        if fields and len(fields) == len(body):
+            return "; ".join(fields)[:300]
         return orjson.dumps(body)[:300].decode(errors="replace")
     if isinstance(body, str):
         return body[:300]
     return ""
+
+
+def _listed_messages(value: Any) -> str | None:
+    """The messages of a list of strings or of `{"msg": ...}` entries, joined; else None."""
+    if not isinstance(value, list) or not value:
+        return None
+    found = [v if isinstance(v, str) else v.get("msg") if isinstance(v, dict) else None for v in value]
+    texts = [t for t in found if isinstance(t, str) and t]
+    return "; ".join(texts)[:300] if len(texts) == len(value) else None
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""dlt source for the Meemo external API (organizations, meetings with their transcripts, summaries, participants and recordings, topics, webhooks, usage)."""
+"""dlt source for the Meemo external API (organizations, meetings with their transcripts, summaries, participants and recordings, topics, webhooks, usage, upcoming calendar meetings)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,21 @@ from .._common.config import HttpConfiguration, http_settings, require
 from .._common.errors import ConfigError, MeetingEltError, NotFoundError, RateLimitError, ScopeError
 from .._common.http import ApiClient
 from .._common.report import RunReport, new_report
-from .._common.state import DELETED_AT_COLUMN, prune_tombstones
+from .._common.state import DELETED_AT_COLUMN, mark_swept, prune_tombstones, sweep_due
 from .._common.timeutil import iso, parse_start_date, utc_now
 from .._common.transcripts import HINTS as SEGMENT_HINTS
 from .._common.transcripts import TABLE as SEGMENTS
-from .account import list_all, org_snapshot, usage_months, usage_rows, webhook_events
-from .helpers import classify_error, without_secrets
+from .account import (
+    event_status,
+    list_all,
+    org_snapshot,
+    upcoming_snapshot,
+    usage_months,
+    usage_rows,
+    webhook_events,
+    webhook_rows,
+)
+from .helpers import classify_error, flag, without_secrets
 from .meetings import MeetingSync
 from .settings import (
     COLUMN_TYPES,
@@ -32,6 +41,8 @@ from .settings import (
     TOKEN_PATH,
     TOKEN_REFRESH_MARGIN_SECONDS,
     TOPICS,
+    UPCOMING,
+    UPCOMING_LIMIT,
     USAGE,
     WEBHOOKS,
 )
@@ -212,6 +223,9 @@ def meemo(
 
     @dlt.resource(name="webhooks", primary_key="id", write_disposition=MERGE)
     def webhooks() -> Iterator[Any]:
+        """The webhook list, then each webhook's delivery log; a webhook's detail (its
+        `failure_count`) is read when the listing shows it new or changed, when new failed
+        deliveries arrived for it, and for every webhook on a sweep."""
         selected = set(orgs.ids())
         if not selected:
             return
@@ -230,8 +244,9 @@ def meemo(
                 if org in selected or (org is None and not orgs.wanted):
                     rows.append(without_secrets(hook))
         state = dlt.current.resource_state()
-        yield org_snapshot(state, dlt.current.source_state(), "webhooks", rows, selected, orgs.now, report)
+        changed = org_snapshot(state, dlt.current.source_state(), "webhooks", rows, selected, orgs.now, report)
         events_state = state.setdefault("events", {})
+        new_events, failing = [], set()
         for hook in rows:
             try:
                 events = webhook_events(client, report, hook, events_state, size)
@@ -240,8 +255,18 @@ def meemo(
             except RateLimitError as exc:
                 report.wait("webhook_events", f"stopped: {exc.message}")
                 break
-            if events:
-                yield dlt.mark.with_table_name([without_secrets(e) for e in events], "webhook_events")
+            new_events += [without_secrets(e) for e in events]
+            if any(event_status(e) == "failed" for e in events):
+                failing.add(str(hook["id"]))
+        sweep = sweep_due(state, sweep_interval_hours, orgs.now)
+        wanted = {str(h["id"]) for h in (rows if sweep else changed)} | failing
+        loaded, complete = webhook_rows(client, report, rows, changed, wanted, state)
+        if loaded:
+            yield loaded
+        if sweep and complete:
+            mark_swept(state, orgs.now)
+        if new_events:
+            yield dlt.mark.with_table_name(new_events, "webhook_events")
 
     webhooks.apply_hints(table_name="webhook_events", primary_key="id", write_disposition=MERGE,
                          columns=columns("webhook_events"), create_table_variant=True)
@@ -265,7 +290,45 @@ def meemo(
             if rows:
                 yield rows
 
-    return [organizations, meetings, topics, webhooks, usage]
+    @dlt.resource(name="upcoming_meetings", primary_key="id", write_disposition=MERGE,
+                  columns=columns("upcoming_meetings", deleted_at=True))
+    def upcoming_meetings() -> Iterator[Any]:
+        """Upcoming events of the organizations' connected calendars (one call each)."""
+        rows, scanned, integrated = [], [], False
+        for org in orgs.ids():
+            try:
+                body = client.get(UPCOMING, {"organization_id": org, "limit": UPCOMING_LIMIT}).body
+            except NotFoundError as exc:
+                report.skip("upcoming_meetings", f"this Meemo build has no calendar/upcoming-meetings/ ({exc.message})")
+                return
+            except ScopeError as exc:
+                report.warn(f"organization {org}: upcoming meetings not loaded: {exc.message}")
+                continue
+            except RateLimitError as exc:
+                report.wait("upcoming_meetings", f"stopped: {exc.message}")
+                break
+            results = body.get("results") if isinstance(body, dict) else None
+            if not isinstance(results, list):
+                report.warn(f"organization {org}: upcoming meetings in an unknown shape: {str(body)[:200]}")
+                continue
+            if flag(body.get("integrated")) is False:
+                continue  # no calendar connected: nothing listed, nothing to compare
+            integrated = True
+            if len(results) < UPCOMING_LIMIT:  # a list cut at the limit cannot tell what left it
+                scanned.append(org)
+            for event in results:
+                if not isinstance(event, dict) or event.get("id") is None:
+                    report.warn(f"organization {org}: skipped a malformed upcoming meeting: {str(event)[:200]}")
+                    continue
+                rows.append({**event, "organization_id": event.get("organization_id") or org})
+        if not integrated and not rows and orgs.ids():
+            report.skip("upcoming_meetings", "no organization has a calendar connected (integrated: false)")
+        changed = upcoming_snapshot(dlt.current.resource_state(), dlt.current.source_state(), rows, scanned,
+                                    orgs.now, report)
+        if changed:
+            yield changed
+
+    return [organizations, meetings, topics, webhooks, usage, upcoming_meetings]
 
 
 def check(client_id: str, client_secret: str, base_url: str = DEFAULT_BASE_URL,
@@ -282,13 +345,14 @@ def check(client_id: str, client_secret: str, base_url: str = DEFAULT_BASE_URL,
     if not ids:
         why = "the application may read none of the requested organizations"
         return {t: why for t in [*MEETING_TABLES, "organizations", "topics", "webhooks",
-                                 "webhook_events", "usage"]}
+                                 "webhook_events", "usage", "upcoming_meetings"]}
     org = ids[0]
     today = orgs.now.date().isoformat()
     probes = {tuple(MEETING_TABLES): (MEETINGS, {"organization_id": org, "size": 1}),
               ("topics",): (TOPICS, {"organization_id": org}),
               ("webhooks", "webhook_events"): (WEBHOOKS, {"size": 1}),
-              ("usage",): (USAGE, {"organization_id": org, "start_date": today, "end_date": today})}
+              ("usage",): (USAGE, {"organization_id": org, "start_date": today, "end_date": today}),
+              ("upcoming_meetings",): (UPCOMING, {"organization_id": org, "limit": 1})}
     access: dict[str, str | None] = {"organizations": None}
     for tables, (path, params) in probes.items():
         try:

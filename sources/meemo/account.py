@@ -1,5 +1,6 @@
-"""Organization-level listings: snapshots with per-organization deletions, webhook
-delivery logs read newest-first back to a lookback, and monthly usage."""
+"""Organization-level listings: snapshots with per-organization deletions, webhooks with the
+failure counts only their detail has, delivery logs read newest-first back to a lookback,
+upcoming calendar events, and monthly usage."""
 
 from __future__ import annotations
 
@@ -7,15 +8,29 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .._common.errors import MeetingEltError
+from .._common.errors import AuthError, MeetingEltError, NotFoundError, RateLimitError, ScopeError
 from .._common.http import ApiClient
-from .._common.paginators import NextUrlPaginator
+from .._common.records import Problems, read_instant, read_text, report_problems
 from .._common.report import RunReport
 from .._common.state import record_deletions, revive, row_hash
 from .._common.timeutil import iso, parse_instant
-from .settings import EVENT_LOOKBACK, EVENT_RECHECK_MAX, USAGE, USAGE_DEFAULT_MONTHS, WEBHOOK_EVENTS
+from .helpers import DrfPaginator, conform
+from .settings import (
+    EVENT_LOOKBACK,
+    EVENT_RECHECK_MAX,
+    FINAL_EVENT_STATUSES,
+    USAGE,
+    USAGE_DEFAULT_MONTHS,
+    WEBHOOK_EVENTS,
+    WEBHOOKS,
+)
 
-FINAL_EVENT_STATUSES = frozenset({"delivered", "failed", "success", "succeeded", "dead"})
+UPCOMING = "upcoming_meetings"
+
+
+def event_status(event: dict) -> str:
+    """The delivery status, lower case (the API sends `SUCCESS`, `FAILED`)."""
+    return (read_text(event.get("status")) or "").strip().lower()
 
 
 def org_snapshot(resource_state: dict, source_state: dict, table: str, items: list[dict],
@@ -53,8 +68,8 @@ def org_snapshot(resource_state: dict, source_state: dict, table: str, items: li
 
 
 def list_all(client: ApiClient, path: str, page_size: int, params: dict | None = None) -> Iterator[list]:
-    """Every page of a paginated list (`{"count", "next", "results"}`)."""
-    for page in client.paginate(path, paginator=NextUrlPaginator("next"), items_path="results",
+    """Every page of a paginated list (`{"count", "next", "results"}`, or without `next`)."""
+    for page in client.paginate(path, paginator=DrfPaginator(page_size), items_path="results",
                                 params={"size": page_size, **(params or {})}):
         yield page.items
 
@@ -83,11 +98,11 @@ def webhook_events(client: ApiClient, report: RunReport, hook: dict, state: dict
             if not isinstance(event, dict) or event.get("id") is None:
                 report.warn(f"webhook {hook['id']}: skipped a malformed event: {str(event)[:200]}")
                 continue
-            eid, created = str(event["id"]), parse_instant(event.get("created_at"))
+            eid, created = str(event["id"]), read_instant(event.get("created_at"))
             created_all.append(created)
             row = {**event, "organization_id": hook.get("organization_id")}
             digest = row_hash(row)
-            final = event.get("status") in FINAL_EVENT_STATUSES
+            final = event_status(event) in FINAL_EVENT_STATUSES
             in_window = cutoff is None or created is None or created >= cutoff
             old = recent.get(eid)
             if (old is None and in_window) or (old is not None and old[0] != digest):
@@ -106,6 +121,89 @@ def webhook_events(client: ApiClient, report: RunReport, hook: dict, state: dict
         if created is None or horizon is None or created >= horizon
         or (not final and created >= newest - EVENT_RECHECK_MAX)})
     return out
+
+
+def webhook_rows(client: ApiClient, report: RunReport, hooks: list[dict], changed: list[dict],
+                 wanted: set[str], state: dict) -> tuple[list[dict], bool]:
+    """Webhook rows to load, and whether every detail wanted was read.
+
+    `failure_count` and `last_failure_reason` come only from a webhook's detail
+    (`webhooks/{id}/`), read for `wanted`; the values last read are kept in state, so a row
+    loaded for a change in the listing keeps them without another call. A row is loaded when
+    the listing changed or the detail's values did. Details that failed are read next run.
+    """
+    details: dict[str, list] = state.setdefault("details", {})  # id -> [failure_count, reason]
+    owed: set[str] = set(state.get("details_owed", []))
+    wanted = wanted | owed
+    changed_ids = {str(h["id"]) for h in changed}
+    out, complete, stopped = [], True, False
+    for hook in hooks:
+        hid = str(hook["id"])
+        fresh = False
+        if hid in wanted and not stopped:
+            try:
+                body = client.get(f"{WEBHOOKS}{hook['id']}/").body
+            except NotFoundError:
+                continue  # deleted since it was listed
+            except AuthError:
+                raise
+            except RateLimitError as exc:
+                report.wait("webhooks", f"details stopped: {exc.message}")
+                stopped = True
+            except (ScopeError, MeetingEltError) as exc:
+                report.warn(f"webhook {hid}: failure_count not read (read next run): {exc.message}")
+                body = None
+            if stopped or not isinstance(body, dict):
+                complete = False
+                owed.add(hid)
+            else:
+                owed.discard(hid)
+                read = [body.get("failure_count"), body.get("last_failure_reason")]
+                fresh, details[hid] = details.get(hid) != read, read
+        if hid in changed_ids or fresh:
+            failure_count, reason = details.get(hid) or [None, None]
+            problems = Problems()
+            out.append(conform({**hook, "failure_count": failure_count, "last_failure_reason": reason},
+                               "webhooks", problems))
+            report_problems(report, "webhooks", hid, problems)
+    listed = {str(h["id"]) for h in hooks}
+    for hid in set(details) - listed:
+        del details[hid]
+    state["details_owed"] = sorted(owed & listed)
+    return out, complete
+
+
+def upcoming_snapshot(state: dict, source_state: dict, rows: list[dict], scanned_orgs: Iterable[int],
+                      now: datetime, report: RunReport) -> list[dict]:
+    """Upcoming events new or changed since the last run (by content hash).
+
+    An event no longer listed whose start has passed took place: its row stays as last seen.
+    One that left the list while its start was still ahead was cancelled or moved out of the
+    calendar: it is marked `deleted_at`. Only organizations whose whole list was read (not cut
+    at the limit, calendar connected) are compared.
+    """
+    scanned = set(scanned_orgs)
+    known: dict[str, list] = state.setdefault("known", {})  # id -> [hash, organization, start]
+    current = {str(r["id"]): r for r in rows}
+    gone = [k for k, (_, org, _) in known.items() if org in scanned and k not in current]
+    cancelled = [k for k in gone if (read_instant(known[k][2]) or now) > now]
+    if cancelled:
+        record_deletions(source_state, UPCOMING, cancelled, now)
+        report.warn(f"{UPCOMING}: {len(cancelled)} events left the calendar before they started; "
+                    "marked with deleted_at")
+    for k in gone:
+        del known[k]
+    revive(source_state, UPCOMING, current)
+    changed = []
+    for record_id, row in current.items():
+        digest = row_hash(row)
+        if known.get(record_id, [None])[0] != digest:
+            start = read_instant(row.get("start_time"))
+            known[record_id] = [digest, row.get("organization_id"), iso(start) if start else None]
+            problems = Problems()
+            changed.append(conform(row, UPCOMING, problems))
+            report_problems(report, UPCOMING, record_id, problems)
+    return changed
 
 
 def month_start(day: date) -> date:

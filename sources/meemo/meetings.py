@@ -7,12 +7,22 @@ days since the earliest of them started. A sweep reads the whole list (from `sta
 which also reveals renames and deletions. Rows are merged on `id`.
 
 A list item whose content changed is loaded with its detail and participants. Transcripts,
-summaries and (if asked) recordings are fetched once their stage status is `completed`,
-and owed calls that failed are retried on the next run without re-listing.
+summaries (with what summary-with-video/ adds) and (if asked) recordings are fetched once
+their stage status is `completed`, and owed calls that failed are retried on the next run
+without re-listing.
+
+Meetings of older builds carry no stage objects. For them the meeting's `status` (`past`:
+ended) and `summary_complete` are the signals: the transcript is fetched once the meeting
+has ended, the summary once it is complete. Their transcript answers an empty list until it
+is done, so an empty one is not taken as final while the summary is not complete: it is
+fetched again after growing intervals (`RECHECK_*`), at once when the list item changes,
+and the meeting stays pending (re-listed) until its transcript and summary are in.
 
 Resource state, per organization (`orgs[<id>]`):
     known:   {meeting_id: [list-item hash, created day, flags, participants hash]}
     pending: {meeting_id: start day} of meetings not finished at the vendor
+    recheck: {meeting_id: [checks, next check at | "never", first check at]} of meetings
+             without stages whose transcript was still empty
     newest_created, last_sweep_at
 and `recordings`: {meeting_id: hash without signed URLs}.
 """
@@ -30,9 +40,10 @@ from .._common.concurrency import map_ordered
 from .._common.errors import AuthError, MeetingEltError, NotFoundError, RateLimitError, ScopeError
 from .._common.http import ApiClient
 from .._common.paginators import NextUrlPaginator
+from .._common.records import Problems, read_instant, report_problems, shape_or_none
 from .._common.report import RunReport
 from .._common.state import mark_swept, record_deletions, revive, row_hash, sweep_due
-from .._common.timeutil import parse_instant
+from .._common.timeutil import iso
 from .._common.transcripts import TABLE as SEGMENTS
 from .._common.transcripts import segments_table
 from . import helpers as h
@@ -42,14 +53,22 @@ from .settings import (
     MEETINGS,
     OVERLAP_DAYS,
     PENDING_CHASE_DAYS,
+    RECHECK_FIRST,
+    RECHECK_FOR,
+    RECHECK_MAX_INTERVAL,
     STAGE_WAITING,
+    SUMMARY_WITH_VIDEO,
 )
 
 # flags: which stages the list shows completed (READY), which were fetched for that
-# completion (DONE = READY << 3), and whether detail + participants are owed
+# completion (DONE = READY << 3), whether detail + participants are owed, and whether the
+# meeting comes from a build without stage objects
 READY = {"transcript": 1, "summary": 2, "recording": 4}
 DONE_SHIFT = 3
 DETAIL_OWED = 64
+NO_STAGES = 128
+TEXTS = READY["transcript"] | READY["summary"]
+NEVER = "never"  # a re-check that will not come: sorts after every ISO instant
 PARTS = ("detail", "participants", "transcript", "summary", "recording")
 
 
@@ -78,8 +97,8 @@ class OrgRun:
     shifted: bool = False  # the list changed while it was paged
 
 
-def _day(value: str | None) -> str | None:
-    instant = parse_instant(value) if value else None
+def _day(value: object) -> str | None:
+    instant = read_instant(value)
     return instant.date().isoformat() if instant else None
 
 
@@ -108,6 +127,7 @@ class MeetingSync:
         ostate = self.state.setdefault("orgs", {}).setdefault(str(org), {})
         ostate.setdefault("known", {})
         ostate.setdefault("pending", {})
+        ostate.setdefault("recheck", {})
         return ostate
 
     # ---------------------------------------------------------------- planning
@@ -140,13 +160,28 @@ class MeetingSync:
                                                 "days are re-checked by the next sweep")
         return ranges
 
-    def wants(self, flags: int) -> tuple[str, ...]:
+    def wants(self, flags: int, recheck: list | None = None) -> tuple[str, ...]:
+        """The calls owed; an empty transcript waiting for its re-check is not owed before it."""
         out = ["detail", "participants"] if flags & DETAIL_OWED else []
         missing = flags & 7 & ~(flags >> DONE_SHIFT)
         for part in ("transcript", "summary", "recording"):
+            if part == "transcript" and recheck and recheck[1] > iso(self.now):
+                continue
             if missing & READY[part] and (part != "recording" or self.include_recordings):
                 out.append(part)
         return tuple(out)
+
+    def owed(self, ostate: dict, mid: str) -> tuple[str, ...]:
+        return self.wants(ostate["known"][mid][2], ostate["recheck"].get(mid))
+
+    def recheck_later(self, ostate: dict, mid: str) -> None:
+        """An empty transcript of a meeting without stages: fetched again after a growing
+        interval, until `RECHECK_FOR` after the first check (then when the list item changes)."""
+        checks, _, first = ostate["recheck"].get(mid) or [0, None, iso(self.now)]
+        interval = min(RECHECK_FIRST * 2 ** min(checks, 16), RECHECK_MAX_INTERVAL)
+        since = read_instant(first)
+        give_up = since is not None and self.now + interval - since > RECHECK_FOR
+        ostate["recheck"][mid] = [checks + 1, NEVER if give_up else iso(self.now + interval), first]
 
     # ---------------------------------------------------------------- listing
     def pages(self, org: int, run: OrgRun, params: dict) -> Iterator[list]:
@@ -175,10 +210,16 @@ class MeetingSync:
                  | (READY["summary"] if h.summary_ready(item) else 0)
                  | (READY["recording"] if h.recording_ready(item) else 0))
         done = ((entry[2] if entry else 0) >> DONE_SHIFT) & ready  # a stage run again is fetched again
-        ostate["known"][mid] = [digest, _day(item.get("created_at")), ready | done << DONE_SHIFT | DETAIL_OWED,
-                                entry[3] if entry else None]
-        stages = (h.stage(item, s) for s in h.STAGES)
-        if item.get("status") != FINISHED_STATUS or any(s in STAGE_WAITING for s in stages):
+        flags = ready | done << DONE_SHIFT | DETAIL_OWED | (0 if h.has_stages(item) else NO_STAGES)
+        ostate["known"][mid] = [digest, _day(item.get("created_at")), flags, entry[3] if entry else None]
+        ostate["recheck"].pop(mid, None)  # the item changed: what it owes is fetched now
+        if h.status(item) != FINISHED_STATUS:
+            unfinished = True
+        elif flags & NO_STAGES:  # until its transcript and summary are in
+            unfinished = (done & TEXTS) != TEXTS
+        else:
+            unfinished = any(h.stage(item, s) in STAGE_WAITING for s in h.STAGES)
+        if unfinished:
             ostate["pending"][mid] = _day(item.get("start_time"))
         else:
             ostate["pending"].pop(mid, None)
@@ -202,8 +243,8 @@ class MeetingSync:
                 run.complete = False
                 self.stop(exc)
                 continue
-            for mid, entry in list(ostate["known"].items()):
-                wants = self.wants(entry[2])
+            for mid in list(ostate["known"]):
+                wants = self.owed(ostate, mid)
                 if wants and mid not in run.submitted and not self.stopped:
                     yield Work(org, mid, None, wants)
 
@@ -224,7 +265,7 @@ class MeetingSync:
                     run.seen.add(mid)
                     if self.observe(org, item) and not self.stopped:
                         run.submitted.add(mid)
-                        yield Work(org, mid, item, self.wants(ostate["known"][mid][2]))
+                        yield Work(org, mid, item, self.owed(ostate, mid))
         if newest:  # only once the listing is whole: a cut one may have missed newer days
             ostate["newest_created"] = newest
 
@@ -244,6 +285,8 @@ class MeetingSync:
                 if not isinstance(body, dict):
                     raise MeetingEltError(f"expected an object, got {type(body).__name__}")
                 out.bodies[part] = body
+                if part == "summary":
+                    self.fetch_summary_video(base, out)
             except NotFoundError:
                 out.missing.add(part)
                 if part == "detail":
@@ -253,8 +296,19 @@ class MeetingSync:
             except (AuthError, RateLimitError):
                 raise
             except MeetingEltError as exc:
+                out.bodies.pop(part, None)  # a summary whose summary-with-video failed: both again
                 out.errors[part] = exc
         return out
+
+    def fetch_summary_video(self, base: str, out: Fetched) -> None:
+        """summary-with-video/, with every summary (re)load: one request. A build without the
+        endpoint (404) or a refusal loads the summary alone; any other failure retries both."""
+        try:
+            body = self.client.get(f"{base}{SUMMARY_WITH_VIDEO}").body
+        except (NotFoundError, ScopeError):
+            return
+        if isinstance(body, dict):
+            out.bodies["summary_video"] = body
 
     def run(self) -> Iterator[Any]:
         for work, result in map_ordered(self.fetch, self.work(), self.client.settings.concurrency):
@@ -278,12 +332,17 @@ class MeetingSync:
         if "detail" in result.missing:  # deleted at the vendor since it was listed
             ostate["known"].pop(mid, None)
             ostate["pending"].pop(mid, None)
+            ostate["recheck"].pop(mid, None)
             self.runs[org].seen.discard(mid)
             record_deletions(self.source_state, "meetings", [mid], self.now)
             return
-        flags, bodies, add = entry[2], result.bodies, self.rows.setdefault
+        flags, bodies, add, report = entry[2], result.bodies, self.rows.setdefault, self.report
         if "detail" in bodies:
-            add("meetings", []).append(h.meeting_row(work.item, bodies["detail"], org))
+            problems = Problems()
+            row = shape_or_none(report, "meetings", mid, h.meeting_row, work.item, bodies["detail"], org, problems)
+            if row is not None:
+                report_problems(report, "meetings", mid, problems)
+                add("meetings", []).append(row)
         if "participants" in bodies:
             people = h.participant_rows(_vendor_id(mid), org, bodies["participants"])
             if row_hash(people) != entry[3]:  # loaded again only when they changed
@@ -292,11 +351,26 @@ class MeetingSync:
         if {"detail", "participants"} <= set(bodies) | result.missing | set(result.refused):
             flags &= ~DETAIL_OWED
         if "transcript" in bodies:
-            segments, summary = h.transcript_rows(_vendor_id(mid), org, bodies["transcript"])
-            add(SEGMENTS, []).extend(segments)
-            add("transcripts", []).append(summary)
+            shaped = shape_or_none(report, SEGMENTS, mid, h.transcript_rows, _vendor_id(mid), org,
+                                   bodies["transcript"], report)
+            segments, summary = shaped or ([], None)
+            # without stages an empty answer may only mean "not done yet": final once the
+            # summary is complete (it comes after the transcript)
+            if flags & NO_STAGES and not segments and not flags & READY["summary"] and shaped:
+                self.recheck_later(ostate, mid)
+                bodies = {k: v for k, v in bodies.items() if k != "transcript"}
+            else:
+                ostate["recheck"].pop(mid, None)
+                add(SEGMENTS, []).extend(segments)
+                if summary is not None:
+                    add("transcripts", []).append(summary)
         if "summary" in bodies:
-            add("summaries", []).append(h.summary_row(_vendor_id(mid), org, bodies["summary"]))
+            problems = Problems()
+            row = shape_or_none(report, "summaries", mid, h.summary_row, _vendor_id(mid), org,
+                                bodies["summary"], problems, bodies.get("summary_video"))
+            if row is not None:
+                report_problems(report, "summaries", mid, problems)
+                add("summaries", []).append(row)
         if "recording" in bodies:
             row = h.recording_row(_vendor_id(mid), org, bodies["recording"])
             digest = h.recording_hash(row)
@@ -310,6 +384,8 @@ class MeetingSync:
             retry = "retried next run" if part in result.errors else "not retried"
             self.report.warn(f"meeting {mid}: {part} not loaded ({retry}): {exc.message}")
         entry[2] = flags
+        if flags & NO_STAGES and (flags >> DONE_SHIFT) & TEXTS == TEXTS:
+            ostate["pending"].pop(mid, None)  # its transcript and summary are in
 
     def flush(self) -> Iterator[Any]:
         rows, self.rows = self.rows, {}
@@ -317,15 +393,22 @@ class MeetingSync:
             if batch and table == "meetings":
                 yield batch  # the resource's own table: unmarked, so its column hints apply
             elif batch:
-                yield dlt.mark.with_table_name(segments_table(batch) if table == SEGMENTS else batch, table)
+                yield dlt.mark.with_table_name(segments_table(batch, self.report) if table == SEGMENTS
+                                               else batch, table)
 
     def finish(self, org: int, run: OrgRun) -> None:
         ostate = self.org_state(org)
         revive(self.source_state, "meetings", run.seen)
-        owed = sum(1 for entry in ostate["known"].values() if self.wants(entry[2]))
+        owed = sum(1 for mid in ostate["known"] if self.owed(ostate, mid))
         if owed:
             why = self.stopped or "a call failed; retried next run"
             self.report.wait(f"meetings/{org}", f"{owed} meetings owe calls ({why})")
+        rechecks = [r for mid, r in ostate["recheck"].items() if mid in ostate["known"]]
+        if rechecks:
+            given_up = sum(1 for r in rechecks if r[1] == NEVER)
+            self.report.wait(f"transcripts/{org}", f"{len(rechecks)} meetings without stage objects have an empty "
+                             f"transcript so far: fetched again later ({given_up} only once their summary "
+                             "completes)")
         if not run.sweep:
             return
         if not run.complete or run.shifted or self.stopped:
@@ -342,6 +425,7 @@ class MeetingSync:
         for mid in gone:
             ostate["known"].pop(mid, None)
             ostate["pending"].pop(mid, None)
+            ostate["recheck"].pop(mid, None)
         if gone:
             new = record_deletions(self.source_state, "meetings", gone, self.now)
             self.report.warn(f"organization {org}: {new} meetings were deleted at the vendor; marked with deleted_at")

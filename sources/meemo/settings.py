@@ -11,6 +11,8 @@ TOPICS = API + "topics/"
 WEBHOOKS = API + "webhooks/"
 WEBHOOK_EVENTS = API + "webhook-events/"
 USAGE = API + "usage/"
+UPCOMING = API + "calendar/upcoming-meetings/"
+SUMMARY_WITH_VIDEO = "summary-with-video/"  # under meeting/{id}/
 
 PAGE_SIZE_MAX = 100
 # date filters are whole days in the vendor's time zone (not stated; UTC+7 seen): listings
@@ -23,6 +25,14 @@ PENDING_CHASE_DAYS = 14
 EVENT_LOOKBACK = timedelta(hours=24)
 # an event still not final after this long is no longer re-read (retries end long before)
 EVENT_RECHECK_MAX = timedelta(days=7)
+# delivery statuses after which an event no longer changes (the API sends them upper case)
+FINAL_EVENT_STATUSES = frozenset({"success", "failed", "delivered", "succeeded", "dead"})
+UPCOMING_LIMIT = 100  # the most `calendar/upcoming-meetings/` answers with (no pagination)
+# meetings of older builds have no stage objects, and their transcript answers an empty list
+# until it is done: an empty one is fetched again after these growing intervals, for this long
+RECHECK_FIRST = timedelta(minutes=30)
+RECHECK_MAX_INTERVAL = timedelta(hours=24)
+RECHECK_FOR = timedelta(days=14)
 USAGE_DEFAULT_MONTHS = 12  # months of usage read on a first run without start_date
 DETAIL_BATCH = 200  # meetings whose child rows are yielded together
 TOKEN_REFRESH_MARGIN_SECONDS = 60.0
@@ -49,7 +59,10 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "transcripts": {"title": "text", "total_segments": "bigint", "served_segments": "bigint",
                     "withheld_segments": "bigint", "organization_id": "bigint"},
     "summaries": {"title": "text", "summary": "text", "summary_format": "text", "summary_json": "json",
-                  "notes": "text", "keywords": "json", "organization_id": "bigint"},
+                  "notes": "text", "keywords": "json", "organization_id": "bigint",
+                  # from summary-with-video/ (never its signed URLs)
+                  "record_id": "bigint", "record_summary": "text", "video_id": "text", "has_video": "bool",
+                  "placeholder_message_markdown": "text", "citations": "json"},
     "participants": {"id": "bigint", "name": "text", "email": "text", "position": "text",
                      "department": "text", "organization_id": "bigint"},
     "recordings": {"title": "text", "duration": "double", "assets": "json", "recording_url": "text",
@@ -62,6 +75,10 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "webhook_events": {"webhook_id": "bigint", "event_uuid": "text", "event_type": "text", "status": "text",
                        "response_status": "bigint", "attempt_count": "bigint", "created_at": "timestamp",
                        "organization_id": "bigint"},
+    "upcoming_meetings": {"organization_id": "bigint", "organization_name": "text", "event_id": "text",
+                          "summary": "text", "description": "text", "start_time": "timestamp",
+                          "end_time": "timestamp", "meeting_link": "text", "organizer_email": "text",
+                          "status": "text"},
     "usage": {"organization_name": "text", "usage": "double", "quota": "double",
               "period_start": "date", "period_end": "date"},
 }
