@@ -77,6 +77,7 @@ def refresh_meetings_model(target: Any, datasets: Mapping[str, str] | None = Non
             raise ModelError(f"the model's dataset '{dataset_name}' holds a source's tables: "
                              "load the source into another dataset, or pass another dataset_name")
         catalog = _catalog(client, set(result.datasets.values()))
+        database = _rows(client, "SELECT current_database()")[0][0]
         statements = []
         for view in VIEWS:
             branches = []
@@ -86,7 +87,8 @@ def refresh_meetings_model(target: Any, datasets: Mapping[str, str] | None = Non
                     branches.append(built)
                     result.views.setdefault(view.name, []).append(source)
             result.views.setdefault(view.name, [])
-            statements.append(create_view_sql(view, dataset_name, view_query(view, branches), dialect))
+            statements.append(create_view_sql(view, dataset_name, view_query(view, branches), dialect,
+                                              catalog=database))
         schema = client.capabilities.escape_identifier(dataset_name)
         with client.begin_transaction():
             client.execute_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")

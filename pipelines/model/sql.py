@@ -143,8 +143,11 @@ def view_query(view: View, branches: list[exp.Select]) -> exp.Expression:
     return query
 
 
-def create_view_sql(view: View, model_dataset: str, query: exp.Expression, dialect: str) -> str:
-    target = exp.table_(view.name, db=model_dataset, quoted=True)
+def create_view_sql(view: View, model_dataset: str, query: exp.Expression, dialect: str,
+                    catalog: str | None = None) -> str:
+    """CREATE OR REPLACE VIEW. The target names its catalog (database) when given: a DuckDB
+    file `meetings.duckdb` is a catalog `meetings`, and `meetings.meetings` is ambiguous there."""
+    target = exp.table_(view.name, db=model_dataset, catalog=catalog, quoted=True)
     create = exp.Create(this=target, kind="VIEW", replace=True, expression=query)
     return create.sql(dialect=dialect)
 
