@@ -192,6 +192,17 @@ def demo(duckdb_file: str, pipelines_dir: str | None, only: str | None) -> None:
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
+@main.command()
+@click.option("--output", default="docs/tables.md", show_default=True, help="where to write it")
+def docs(output: str) -> None:
+    """Write the data dictionary (every table and view, column, type, key, description)."""
+    from .docs import write
+
+    with progress("docs (a demo load in a temporary folder)"):
+        path = write(Path(output))
+    console.print(f"wrote {path}")
+
+
 SECRET_HINTS = ("token", "secret", "key")
 
 
