@@ -281,10 +281,13 @@ def test_a_source_loaded_under_another_dataset_name_is_found(partner, tmp_path, 
     monkeypatch.chdir(tmp_path)
     env = {"SOURCES__MEETRIC_PARTNER__BASE_URL": partner.base_url,
            "SOURCES__MEETRIC_PARTNER__API_TOKEN": partner.token}
-    result = CliRunner().invoke(main, ["run", "meetric_partner", "--dataset", "crm_calls",
-                                       "--pipelines-dir", str(tmp_path / "p")], env=env)
-    assert result.exit_code == 0, result.output
-    assert "meetings model" in result.output and "meetric_partner (crm_calls)" in result.output
+    # the CLI's default file, meetings.duckdb, is a catalog named `meetings`, like the model's
+    # dataset: DuckDB finds `meetings.x` ambiguous there, and the refresh must not
+    args = ["run", "meetric_partner", "--dataset", "crm_calls", "--pipelines-dir", str(tmp_path / "p")]
+    for _ in range(2):  # the second refresh replaces the views of the first
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 0, result.output
+        assert "meetings model" in result.output and "meetric_partner (crm_calls)" in result.output
     with duck(str(tmp_path / "meetings.duckdb")) as con:
         assert con.execute("SELECT source, count(*) FROM meetings.meetings.meetings GROUP BY 1").fetchall() == [
             ("meetric_partner", len(partner.visible()))]
@@ -295,6 +298,11 @@ def test_the_models_dataset_cannot_hold_a_source(partner, tmp_path):
     assert run(pipeline, "meetric_partner", **partner.source_config()).ok
     with pytest.raises(ModelError, match="holds a source's tables"):
         refresh_meetings_model(pipeline)
+
+
+def test_a_destination_of_files_gets_no_views_and_a_clear_reason(tmp_path):
+    with pytest.raises(ModelError, match="needs a SQL destination"):
+        refresh_meetings_model(dlt.destinations.filesystem(str(tmp_path / "files")))
 
 
 # ---------------------------------------------------------------------- the mappings themselves

@@ -29,7 +29,7 @@ from typing import Any
 from dlt.common import logger
 
 from . import convo, meemo, meetlog, meetric, meetric_partner
-from .sql import SourceMapping, branch, create_view_sql, view_query
+from .sql import SourceMapping, branch, create_view_sql, qualifier, view_query
 from .views import VIEWS, VIEWS_BY_NAME, View
 
 MODEL_DATASET = "meetings"
@@ -82,16 +82,19 @@ def refresh_meetings_model(target: Any, datasets: Mapping[str, str] | None = Non
         for view in VIEWS:
             branches = []
             for source, dataset in sorted(result.datasets.items()):
-                built = branch(view, MAPPINGS[source], dataset, catalog.get(dataset, {}))
+                built = branch(view, MAPPINGS[source], dataset, catalog.get(dataset, {}),
+                               qualifier(dialect, database, dataset))
                 if built is not None:
                     branches.append(built)
                     result.views.setdefault(view.name, []).append(source)
             result.views.setdefault(view.name, [])
             statements.append(create_view_sql(view, dataset_name, view_query(view, branches), dialect,
-                                              catalog=database))
-        schema = client.capabilities.escape_identifier(dataset_name)
+                                              qualifier(dialect, database, dataset_name)))
+        exists = _rows(client, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s "
+                               "AND catalog_name = current_database()", dataset_name)[0][0]
         with client.begin_transaction():
-            client.execute_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            if not exists:  # `IF NOT EXISTS` is ambiguous in a DuckDB file of the same name
+                client.execute_sql(f"CREATE SCHEMA {client.capabilities.escape_identifier(dataset_name)}")
             for statement in statements:
                 client.execute_sql(statement)
     result.seconds = time.monotonic() - started
@@ -118,14 +121,18 @@ def _sql_client(target: Any, dataset_name: str) -> Any:
     from dlt.common.destination.reference import Destination
     from dlt.common.schema import Schema
 
+    destination = target.destination if isinstance(target, dlt.Pipeline) else (
+        Destination.from_reference(target) if isinstance(target, str) else target)
+    if destination is None:
+        raise ModelError(f"pipeline '{target.pipeline_name}' has no destination")
+    if destination.destination_type.endswith(".filesystem"):
+        # dlt reads files through a throwaway DuckDB: views made there would not outlive the call
+        raise ModelError(_NO_SQL.format(destination.destination_name))
     if isinstance(target, dlt.Pipeline):
-        if target.destination is None:
-            raise ModelError(f"pipeline '{target.pipeline_name}' has no destination")
         try:  # the pipeline's own client knows its credentials (and its default DuckDB file)
             return target.sql_client()
         except SqlClientNotAvailable:
             raise ModelError(_NO_SQL.format(target.destination.destination_name)) from None
-    destination = Destination.from_reference(target) if isinstance(target, str) else target
     config = destination.spec()
     config.dataset_name = dataset_name
     client = destination.client(Schema(dataset_name), config)

@@ -91,23 +91,27 @@ def _typed_null(column: str, type_: str) -> exp.Expression:
                       column, quoted=True)
 
 
-def _stand_in(table: exp.Table, dataset: str, declared: dict[str, str], present: set[str] | None
-              ) -> exp.Expression:
-    """The table qualified with its dataset; with typed NULLs for the declared columns it
-    lacks; or, when it does not exist, an empty relation of the declared columns."""
+def _stand_in(table: exp.Table, dataset: str, declared: dict[str, str], present: set[str] | None,
+              database: str | None = None) -> exp.Expression:
+    """The table qualified with its dataset (and `database`, when given); with typed NULLs
+    for the declared columns it lacks; or, when it does not exist, an empty relation of the
+    declared columns."""
     alias = table.alias or table.name
     if present is not None and set(declared) <= present:
-        return exp.table_(table.name, db=dataset, quoted=True, alias=alias)
+        return exp.table_(table.name, db=dataset, catalog=database, quoted=True, alias=alias)
     if present is None:
         select = exp.select(*(_typed_null(c, t) for c, t in declared.items())).where(exp.false())
     else:
         missing = [_typed_null(c, t) for c, t in declared.items() if c not in present]
-        select = exp.select(exp.Star(), *missing).from_(exp.table_(table.name, db=dataset, quoted=True))
+        select = exp.select(exp.Star(), *missing).from_(
+            exp.table_(table.name, db=dataset, catalog=database, quoted=True))
     return exp.Subquery(this=select, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
-def branch(view: View, mapping: SourceMapping, dataset: str, catalog: Catalog) -> exp.Select | None:
-    """One source's SELECT for `view`, ready to union; None when it contributes nothing."""
+def branch(view: View, mapping: SourceMapping, dataset: str, catalog: Catalog,
+           database: str | None = None) -> exp.Select | None:
+    """One source's SELECT for `view`, ready to union; None when it contributes nothing.
+    `database` qualifies the source's tables (see `qualifier`)."""
     sql = mapping.selects.get(view.name)
     if sql is None:
         return None
@@ -116,7 +120,8 @@ def branch(view: View, mapping: SourceMapping, dataset: str, catalog: Catalog) -
     if isinstance(main, exp.Table) and main.name not in catalog:
         return None  # the source has not created the table this SELECT reads from
     for table in source_tables(tree, mapping.reads):
-        table.replace(_stand_in(table, dataset, mapping.reads[table.name], catalog.get(table.name)))
+        table.replace(_stand_in(table, dataset, mapping.reads[table.name], catalog.get(table.name),
+                                database))
     columns = [exp.Literal.string(mapping.source).as_("source", quoted=True)]
     for column in view.columns[1:]:
         columns.append(exp.alias_(
@@ -143,11 +148,17 @@ def view_query(view: View, branches: list[exp.Select]) -> exp.Expression:
     return query
 
 
+def qualifier(dialect: str, database: str | None, dataset: str) -> str | None:
+    """The database to put before `dataset.table`, or None. Only where DuckDB needs it: a file
+    `meetings.duckdb` is a catalog named `meetings`, and there `meetings.x` is ambiguous when a
+    schema `meetings` exists too. Elsewhere names stay two-part, so a DuckDB file attached
+    under another name keeps working."""
+    return database if dialect == "duckdb" and database == dataset else None
+
+
 def create_view_sql(view: View, model_dataset: str, query: exp.Expression, dialect: str,
-                    catalog: str | None = None) -> str:
-    """CREATE OR REPLACE VIEW. The target names its catalog (database) when given: a DuckDB
-    file `meetings.duckdb` is a catalog `meetings`, and `meetings.meetings` is ambiguous there."""
-    target = exp.table_(view.name, db=model_dataset, catalog=catalog, quoted=True)
+                    database: str | None = None) -> str:
+    target = exp.table_(view.name, db=model_dataset, catalog=database, quoted=True)
     create = exp.Create(this=target, kind="VIEW", replace=True, expression=query)
     return create.sql(dialect=dialect)
 
