@@ -3,13 +3,14 @@
 `account` is the meeting's `organization_id`. Status: `upcoming` → `scheduled`; `ongoing`
 and `recording` → `live`; `past` → `failed` when a processing stage (recording,
 transcription, summarization) failed, `processing` while one is pending or in progress,
-else `ready` (also when the build sends no stage objects: `summary_complete` says no more).
+`ready` once the summary is done (`summarization` completed, or `summary_complete` where the
+build sends no stage objects), else `processing` (the source keeps such a meeting pending).
 Ids are integers at the source: cast to text here. Participants' role: `host` (the
 meeting's host), `guest` (no user id: external), else `participant`. Topics are the
 meeting's `keywords`. Meemo has no action items.
 """
 
-from .views import BIGINT, DOUBLE, TEXT, TIMESTAMPTZ
+from .views import BIGINT, BOOLEAN, DOUBLE, TEXT, TIMESTAMPTZ
 
 SOURCE = "meemo"
 JSON = "JSON"
@@ -18,7 +19,7 @@ STAGES_RUNNING = "('pending', 'in_progress')"
 READS = {
     "meetings": {"id": BIGINT, "organization_id": BIGINT, "title": TEXT,
                  "start_time": TIMESTAMPTZ, "end_time": TIMESTAMPTZ, "duration_seconds": DOUBLE,
-                 "status": TEXT, "recording__status": TEXT, "transcription__status": TEXT,
+                 "status": TEXT, "summary_complete": BOOLEAN, "recording__status": TEXT, "transcription__status": TEXT,
                  "summarization__status": TEXT, "language": TEXT, "host__id": BIGINT,
                  "keywords": JSON, "deleted_at": TIMESTAMPTZ},
     "participants": {"meeting_id": BIGINT, "participant_index": BIGINT, "id": BIGINT,
@@ -43,7 +44,9 @@ SELECTS = {
                     WHEN m.recording__status IN {STAGES_RUNNING}
                          OR m.transcription__status IN {STAGES_RUNNING}
                          OR m.summarization__status IN {STAGES_RUNNING} THEN 'processing'
-                    WHEN m.status = 'past' THEN 'ready' END AS status,
+                    WHEN m.status = 'past' AND (m.summary_complete
+                                                OR m.summarization__status = 'completed') THEN 'ready'
+                    WHEN m.status = 'past' THEN 'processing' END AS status,
                m.language AS language,
                m.deleted_at AS deleted_at
         FROM meetings AS m

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 # SQL types, written in the Postgres dialect that the model's SQL is written in
 TEXT, BIGINT, DOUBLE, TIMESTAMPTZ, DATE = "TEXT", "BIGINT", "DOUBLE PRECISION", "TIMESTAMPTZ", "DATE"
+BOOLEAN = "BOOLEAN"
 STATUSES = ("scheduled", "live", "processing", "ready", "failed")
 ACTION_ITEM_STATUSES = ("open", "done")
 
