@@ -23,7 +23,14 @@ from sources._common.config import refuse_unknown_keys
 from sources._common.report import get_report
 
 from . import registry
-from .runner import DEFAULT_DUCKDB_FILE, RunResult, explain, pipeline_name, run_source
+from .runner import (
+    DEFAULT_DUCKDB_FILE,
+    RunResult,
+    explain,
+    make_destination,
+    pipeline_name,
+    run_source,
+)
 
 console = Console(highlight=False, soft_wrap=True)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -133,7 +140,31 @@ def run(sources: tuple[str, ...], dataset: str | None, destination: str, duckdb_
                                 pipelines_dir=pipelines_dir)
         print_summary(result)
         failed |= not result.ok
+    pinned = {sources[0]: dataset} if dataset and len(sources) == 1 else None
+    failed |= not refresh_model(make_destination(destination, duckdb_file), pinned)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def refresh_model(destination: Any, datasets: dict[str, str] | None = None) -> bool:
+    """Refreshes the `meetings` views after the loads and says so; False when that failed.
+
+    A destination without SQL (files) has no views: a note, not a failure."""
+    from .model import ModelError, refresh_meetings_model
+
+    try:
+        done = refresh_meetings_model(destination, datasets)
+    except ModelError as exc:
+        console.print(f"\n[yellow]meetings model not built:[/] {escape(str(exc))}")
+        return True
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        console.print(f"\n[red]meetings model: refresh failed:[/] {escape(explain(exc))}")
+        return False
+    over = ", ".join(f"{s} ({d})" if s != d else s for s, d in sorted(done.datasets.items())) or "no source yet"
+    console.print(f"\n[bold]meetings model[/] refreshed in {done.seconds:.2f}s: "
+                  f"{len(done.views)} views in dataset '{done.dataset}' over {over}")
+    for warning in done.warnings:
+        console.print(f"  [yellow]warning[/] {escape(warning)}")
+    return True
 
 
 @main.command()
@@ -146,33 +177,39 @@ def demo(duckdb_file: str, pipelines_dir: str | None, only: str | None) -> None:
 
     import duckdb
 
+    from .demo import load_demo
+
     names = only.split(",") if only else list(registry.SOURCES)
     pipelines_dir = pipelines_dir or str(Path(duckdb_file).resolve().parent / ".demo_pipelines")
     # the demo always starts from scratch, so that running it twice shows the same tables
     shutil.rmtree(pipelines_dir, ignore_errors=True)
     Path(duckdb_file).unlink(missing_ok=True)
     failed = False
-    for name in names:
-        entry = registry.get(name)
-        sim = entry.simulator_class()(**entry.demo_simulator_kwargs)
-        sim.start()
-        try:
-            with progress(name):
-                result = run_source(name, duckdb_path=duckdb_file, pipelines_dir=pipelines_dir,
-                                    **entry.demo_config(sim))
-        finally:
-            sim.stop()
-        print_summary(result)
-        failed |= not result.ok
+    destination = make_destination("duckdb", duckdb_file)
+    for load in load_demo(destination, pipelines_dir, names, wrap=progress):
+        print_summary(load.result)
+        failed |= not load.result.ok
+    failed |= not refresh_model(destination)
     with duckdb.connect(duckdb_file, read_only=True) as con:
         tables = con.execute(
             "select schema_name, table_name, estimated_size from duckdb_tables() "
             "where table_name not like '_dlt%' order by 1, 2").fetchall()
     console.print(f"\n[bold]{len(tables)} tables in {duckdb_file}[/] — look at them with:")
     console.print(f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{duckdb_file}')"
-                  ".sql('select title, status, date from meetric_partner.conversations order by date desc "
-                  "limit 5'))\"")
+                  ".sql('select source, title, status, started_at from meetings.meetings "
+                  "order by started_at desc limit 5'))\"")
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@main.command()
+@click.option("--output", default="docs/tables.md", show_default=True, help="where to write it")
+def docs(output: str) -> None:
+    """Write the data dictionary (every table and view, column, type, key, description)."""
+    from .docs import write
+
+    with progress("docs (a demo load in a temporary folder)"):
+        path = write(Path(output))
+    console.print(f"wrote {path}")
 
 
 def resolve_source_config(source: str) -> dict[str, Any]:

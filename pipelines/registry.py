@@ -5,6 +5,7 @@ A new source adds one `SourceEntry` here; nothing else in the CLI changes.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,20 @@ class SourceEntry:
         return {**sim.source_config(), "http": {"requests_per_minute": 0, "concurrency": 4}}
 
     def source(self) -> Callable:
-        return getattr(importlib.import_module(self.module), self.name)
+        """The source function; the sources it makes carry the package's table and column
+        descriptions (`<module>.descriptions`, when there is one) as dlt hints."""
+        fn = getattr(importlib.import_module(self.module), self.name)
+        try:
+            described = importlib.import_module(f"{self.module}.descriptions")
+        except ModuleNotFoundError:
+            return fn
+        from sources._common.descriptions import describe
+
+        @functools.wraps(fn)
+        def with_descriptions(*args: Any, **kwargs: Any) -> Any:
+            return describe(fn(*args, **kwargs), described.TABLES, described.COLUMNS)
+
+        return with_descriptions
 
     def check(self) -> Callable:
         return importlib.import_module(self.module).check

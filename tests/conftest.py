@@ -26,3 +26,44 @@ def start_sim() -> Iterator:
     yield start
     for sim in started:
         sim.stop()
+
+
+# ------------------------------------------------------------------ a real Postgres
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator:
+    """A throwaway PostgreSQL server for the whole session (tests/postgres.py).
+
+    Skips the test when the server binaries are missing, unless MEETING_ELT_REQUIRE_POSTGRES=1,
+    where it fails.
+    """
+    from tests.postgres import REQUIRE_ENV, PostgresServer, PostgresUnavailable, required
+
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        if required():
+            pytest.fail(f"{exc} ({REQUIRE_ENV}=1 requires a server)")
+        pytest.skip(f"{exc}; set {REQUIRE_ENV}=1 to fail instead of skipping")
+    try:
+        server.start()
+    except Exception:
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_credentials(postgres_server) -> Iterator[str]:
+    """A fresh, empty database for one test, as a dlt connection string."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def postgres_destination(postgres_credentials):
+    """A dlt `postgres` destination on a fresh database."""
+    import dlt
+
+    return dlt.destinations.postgres(credentials=postgres_credentials)

@@ -76,6 +76,10 @@ def test_demo_loads_every_source_into_duckdb(tmp_path, monkeypatch):
         schemas = {r[0] for r in con.execute("select distinct schema_name from duckdb_tables()").fetchall()}
         assert set(registry.SOURCES) <= schemas
         assert con.execute("select count(*) from meetric_partner.transcript_segments").fetchone()[0] > 0
+        # and the meetings model over all five
+        sources = {r[0] for r in con.execute("select distinct source from meetings.meetings").fetchall()}
+        assert sources == set(registry.SOURCES)
+    assert "meetings model" in result.output
 
 
 def test_a_mistyped_config_key_is_refused_with_the_key_it_meant(sim, tmp_path, monkeypatch):

@@ -32,12 +32,19 @@ HINTS: dict[str, Any] = {
     "merge_key": "meeting_id",
     "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
     "columns": {
-        "meeting_id": {"data_type": "text", "nullable": False},
-        "segment_index": {"data_type": "bigint", "nullable": False},
-        "speaker": {"data_type": "text"},
-        "start_seconds": {"data_type": "double"},
-        "end_seconds": {"data_type": "double"},
-        "text": {"data_type": "text"},
+        "meeting_id": {"data_type": "text", "nullable": False,
+                       "description": "The id of the conversation or meeting the segment belongs to, as text."},
+        "segment_index": {"data_type": "bigint", "nullable": False,
+                          "description": "0-based position of the segment in the transcript, in the API's order."},
+        "speaker": {"data_type": "text", "description": "Who spoke: the vendor's speaker name or label."},
+        "start_seconds": {"data_type": "double",
+                          "description": "Seconds from the meeting's start to the segment's start "
+                                         "(for chat messages and Convo segments: the segment's instant "
+                                         "minus the meeting's start instant)."},
+        "end_seconds": {"data_type": "double",
+                        "description": "Seconds from the meeting's start to the segment's end; null "
+                                       "where the API gives no end."},
+        "text": {"data_type": "text", "description": "What was said."},
     },
 }
 
