@@ -38,7 +38,7 @@ from sources._common.state import deleted_at_column
 from tests.utils import rows
 
 TOKEN = "toy-secret-token"
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+MERGE: object = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 class ToySimulator(Simulator):

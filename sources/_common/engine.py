@@ -129,6 +129,9 @@ class Entity:
     key: Callable[[dict], str | None]
     version: Callable[[dict], str]
     day: Callable[[dict], str | None] = lambda item: None
+    # the account/organization of a record, where a source reads several (deletions are
+    # checked per group: a group whose listing showed nothing marks nothing)
+    group: Callable[[dict], str | None] = lambda item: None
     # which parts this version of the record owes, and whether the vendor is still busy with it
     wants: Callable[[dict], tuple[Sequence[str], bool]] = lambda item: ((), False)
     table: str | None = None  # the list rows' table (None: the list only drives parts)
@@ -150,6 +153,7 @@ class Entity:
 class Listing:
     """Which pages a run reads, and what they cover. Subclass per vendor strategy."""
 
+
     sweep: bool = False  # a complete listing of the whole range: deletions may be checked
     stable: bool = True  # set False when the list moved while it was paged
 
@@ -163,6 +167,24 @@ class Listing:
 
     def finished(self, complete: bool) -> None:
         """Called once the pages are read (`complete`) or cut short: advance cursors here."""
+
+
+class SnapshotListing(Listing):
+    """An endpoint that answers everything at once (no paging, no filter).
+
+    Every run reads it whole, so every run may check deletions (`deletions=False` for
+    lists that only show a recent stretch, e.g. the last 7 days of deliveries)."""
+
+    def __init__(self, fetch: Callable[[], list], *, deletions: bool = True,
+                 covers: Callable[[str, dict], bool] | None = None) -> None:
+        self.fetch, self.sweep = fetch, deletions
+        self._covers = covers
+
+    def pages(self) -> Iterator[list]:
+        yield self.fetch()
+
+    def covers(self, record_id: str, entry: dict) -> bool:
+        return self._covers(record_id, entry) if self._covers else True
 
 
 # ---------------------------------------------------------------------- what flows to the tables
@@ -198,6 +220,7 @@ class RunState:
     listing_complete: bool = False
     fetched: int = 0
     disabled: set[str] = field(default_factory=set)  # parts refused (scope) this run
+    groups_seen: set[str] = field(default_factory=set)
 
 
 class Engine:
@@ -206,12 +229,14 @@ class Engine:
     def __init__(self, entity: Entity, listing: Callable[[EntityLedger], Listing], *,
                  client: Any, report: RunReport, now: Callable[[], datetime],
                  concurrency: int | None = None, selected: Callable[[], set[str]] | None = None,
-                 before: Callable[[], bool] | None = None) -> None:
+                 before: Callable[[], bool] | None = None, after: Callable[[], None] | None = None) -> None:
         self.entity, self.make_listing = entity, listing
         self.client, self.report, self.now_fn = client, report, now
         self.concurrency = concurrency or client.settings.concurrency
         self.selected_fn = selected
         self.before = before  # runs first; False: nothing to do this run
+        self.after = after  # runs last, once everything was yielded (e.g. to save a counter)
+        self.selected: set[str] = set()  # the tables dlt loads this run (known once the feed runs)
         self.run = RunState()
         self._halt = threading.Event()
         self._lock = threading.Lock()
@@ -247,7 +272,7 @@ class Engine:
         ledger = Ledger(dlt.current.source_state())
         ledger.prune_marks(self.now)
         book = ledger.entity(self.entity.name)
-        selected = self._selected()
+        selected = self.selected = self._selected()
         wanted_parts = {p.name for p in self.entity.parts if set(p.tables) & selected}
         load_rows = self.entity.table in selected
         listing = self.make_listing(book)
@@ -264,6 +289,8 @@ class Engine:
         if marks_table and marks_table in selected and ledger.marks(marks_table):
             yield Marks(marks_table)
         self._report_left(book, wanted_parts, listing)
+        if self.after is not None:
+            self.after()
 
     def _list(self, listing: Listing, book: EntityLedger, ledger: Ledger, load_rows: bool,
               wanted_parts: set[str], work: list[Work]) -> Iterator[Any]:
@@ -274,15 +301,16 @@ class Engine:
         try:
             for page in listing.pages():
                 rows: list[dict] = []
-                versions: list[tuple[str, str, str | None, dict[str, str], bool]] = []
+                versions: list[tuple[str, str, str | None, dict[str, str], bool, str | None]] = []
                 for item in page:
                     seen = self._see(item, book, marks, load_rows, wanted_parts, rows, versions, work)
                     if seen is not None:
                         self.run.seen.add(seen)
                 if rows:
                     yield ListedRows(rows)
-                for record_id, version, day, parts, waiting in versions:
-                    book.see(record_id, version, day, parts=parts, waiting=waiting, loaded=load_rows)
+                for record_id, version, day, parts, waiting, group in versions:
+                    book.see(record_id, version, day, parts=parts, waiting=waiting, loaded=load_rows,
+                             group=group)
                 if entity.marks_table and rows:
                     ledger.unmark(entity.marks_table, (v[0] for v in versions))  # they came back
                 if not entity.ordered and len(work) >= entity.batch and not self.halted:
@@ -294,14 +322,15 @@ class Engine:
             self.stop(exc.message)
         except ScopeError as exc:
             tables = [t for t in [entity.table, *(t for p in entity.parts for t in p.tables)] if t]
+            why = (f"the token lacks the '{exc.scope}' scope" if getattr(exc, "scope", None)
+                   else f"the credential may not list {entity.name}: {exc.message}")
             for table in tables:
-                self.report.skip(table, f"the credential may not list {entity.name}: {exc.message}")
+                self.report.skip(table, why)
 
     def _see(self, item: Any, book: EntityLedger, marks: dict[str, str], load_rows: bool,
              wanted_parts: set[str], rows: list[dict], versions: list, work: list[Work]) -> str | None:
         entity = self.entity
-        record_id = shape_or_none(self.report, entity.name, "(no id)", entity.key, item) \
-            if isinstance(item, dict) else None
+        record_id = shape_or_none(self.report, entity.name, "(no id)", entity.key, item)
         if not record_id:
             self.report.bad_record(entity.table or entity.name, excerpt(item),
                                    "listed without a readable id", loaded=False)
@@ -312,6 +341,9 @@ class Engine:
         if version is None:
             return record_id
         day = shape_or_none(self.report, entity.table or entity.name, record_id, entity.day, item)
+        group = shape_or_none(self.report, entity.table or entity.name, record_id, entity.group, item)
+        if group is not None:
+            self.run.groups_seen.add(str(group))
         plan = shape_or_none(self.report, entity.table or entity.name, record_id, entity.wants, item)
         parts, waiting = plan if plan is not None else ((), False)
         entry = book.get(record_id) or {}
@@ -327,7 +359,8 @@ class Engine:
                                    part.version, item) if part.version else version
                 if pv is not None:
                     part_versions[name] = str(pv)
-        versions.append((record_id, version, day, part_versions, waiting))
+        versions.append((record_id, version, day, part_versions, waiting,
+                         str(group) if group is not None else None))
         done = entry.get("done") or {}
         owed = {p: v for p, v in part_versions.items() if p in wanted_parts and done.get(p) != v}
         backing_off = entry.get("check_at") and owed.items() <= (entry.get("owed") or {}).items() \
@@ -471,11 +504,18 @@ class Engine:
                              "deletions are checked at the next sweep")
             return
         candidates = {rid for rid in book.ids() if listing.covers(rid, book.get(rid) or {})}
-        if candidates and not self.run.seen:
-            self.report.warn(f"{self.entity.name}: the sweep listed nothing while {len(candidates)} are "
-                             "known: refusing to mark any as deleted (check the credential's account)")
-            return
-        gone = candidates - self.run.seen
+        by_group: dict[str | None, set[str]] = {}
+        for rid in candidates:
+            by_group.setdefault((book.get(rid) or {}).get("group"), set()).add(rid)
+        gone: set[str] = set()
+        for group, known in sorted(by_group.items(), key=lambda kv: str(kv[0])):
+            listed_any = bool(self.run.seen) if group is None else group in self.run.groups_seen
+            if not listed_any:
+                where = "" if group is None else f" for {group}"
+                self.report.warn(f"{self.entity.name}: the sweep listed nothing{where} while {len(known)} "
+                                 "are known: refusing to mark any as deleted (check the credential's account)")
+                continue
+            gone |= known - self.run.seen
         if not gone:
             return
         for record_id in gone:
@@ -492,7 +532,8 @@ class Engine:
         if not self.run.listing_complete:
             notes.append("the listing was cut short; the next run reads on")
         if owed:
-            notes.append(f"{owed} owe per-item calls ({self.run.stopped or 'not ready or failed; tried again later'})")
+            notes.append(f"{owed} {self.entity.name} owe details "
+                         f"({self.run.stopped or 'not ready yet, or their call failed; tried again later'})")
         if waiting:
             notes.append(f"{waiting} are still being processed by the vendor")
         if notes:

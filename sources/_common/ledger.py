@@ -7,8 +7,11 @@ the destination with the data it describes, and a fresh worker continues from it
         "records": {id: {
             "version": str,          # the version of the row last loaded (a content hash,
                                      #   an updated_at, a count: the entity decides)
-            "day": "YYYY-MM-DD",     # the record's day on the list's own axis (meeting date,
-                                     #   creation day): windows and sweeps are in days
+            "day": "YYYY-MM-DD…",    # the record's place on the list's own axis (meeting date,
+                                     #   creation day; a date or an ISO instant): windows,
+                                     #   cursors and sweeps are computed on it
+            "group": str,            # the account or organization it belongs to, where a
+                                     #   source reads several: deletions are checked per group
             "owed": {part: version}, # per-item calls still owed, each with the version of
                                      #   the record it must be fetched for
             "done": {part: version}, # the version each part was last fetched for
@@ -99,7 +102,7 @@ class EntityLedger:
     # ---------------------------------------------------------------- writing
     def see(self, record_id: str, version: str, day: str | None, *,
             parts: dict[str, str] | None = None, waiting: bool = False,
-            loaded: bool = True) -> dict[str, Any]:
+            loaded: bool = True, group: str | None = None) -> dict[str, Any]:
         """Records what a listing showed. `parts` are the per-item calls this version needs,
         each with the version it must be fetched for: owed unless already done for it.
         `loaded` says the row itself was handed to dlt (a list row), so `version` is what
@@ -109,6 +112,8 @@ class EntityLedger:
             entry["version"] = version
         if day is not None:
             entry["day"] = day
+        if group is not None:
+            entry["group"] = group
         if waiting:
             entry["waiting"] = True
         else:
