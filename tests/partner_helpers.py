@@ -74,9 +74,29 @@ def conversation_id_of(table: str, row: tuple) -> str:
     return row[1] if table == "insights" else row[0]
 
 
-def state_of(pipeline: Any) -> dict:
-    """The conversations resource's state, as the last run committed it."""
-    return pipeline.state["sources"]["meetric_partner"]["resources"]["conversations"]
+def source_state_of(pipeline: Any) -> dict:
+    """The source's dlt state, as the last run committed it."""
+    return pipeline.state["sources"]["meetric_partner"]
+
+
+def ledger_of(pipeline: Any) -> dict:
+    """The conversations' ledger (`sources/_common/ledger.py`): records, cursor, last_sweep_at."""
+    return source_state_of(pipeline)["ledger"]["conversations"]
+
+
+def cursor_of(pipeline: Any) -> dict:
+    """The conversations listing's bookmarks: newest_date, unlisted."""
+    return ledger_of(pipeline).get("cursor", {})
+
+
+def quota_of(pipeline: Any) -> dict:
+    """The daily quota count (`sources/meetric_partner/quota.py`)."""
+    return source_state_of(pipeline)["quota"]
+
+
+def marks_of(pipeline: Any, table: str) -> dict:
+    """Deletion marks still owed to `table`."""
+    return source_state_of(pipeline)["ledger"].get("_marks", {}).get(table, {})
 
 
 def row_lists(pipeline: Any, table: str, key_sql: str) -> list[tuple]:

@@ -11,7 +11,14 @@ from simulators.base import BAD_RECORD_KINDS
 from simulators.meetric_partner import MeetricPartnerSimulator
 from sources._common.timeutil import parse_instant
 
-from .partner_helpers import conversation_id_of, expected, loaded, partner_kwargs, state_of
+from .partner_helpers import (
+    conversation_id_of,
+    cursor_of,
+    expected,
+    ledger_of,
+    loaded,
+    partner_kwargs,
+)
 from .utils import bad_record_outcome, make_pipeline, rows, run
 
 LIMITS_OFF = {"requests_per_minute": None, "daily_quota": None}
@@ -125,10 +132,9 @@ def test_an_unreadable_date_never_moves_the_listing_cursor(sim, tmp_path):
     assert result.ok, result.error
     assert bad_record_outcome(pipeline, result.report, "conversations", garbled.id) == {"loaded", "named"}
     assert rows(pipeline, "summaries", "count(*) AS n", where=f"conversation_id = '{garbled.id}'") == [{"n": 1}]
-    state = state_of(pipeline)
-    assert abs(parse_instant(state["newest_date"]) - newest_readable) < timedelta(milliseconds=2)
+    assert abs(parse_instant(cursor_of(pipeline)["newest_date"]) - newest_readable) < timedelta(milliseconds=2)
     # it is filed under a date no later than its real one (a lower bound), never under "now"
-    assert parse_instant(state["known"][garbled.id][1]) <= garbled.date
+    assert parse_instant(ledger_of(pipeline)["records"][garbled.id]["day"]) <= garbled.date
 
 
 def test_a_processing_conversation_with_an_unreadable_date_gets_its_details_once_completed(sim, tmp_path):

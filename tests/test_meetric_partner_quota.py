@@ -10,7 +10,7 @@ import httpx
 
 from simulators.meetric_partner import MeetricPartnerSimulator
 
-from .partner_helpers import expected, loaded, partner_kwargs, row_lists, state_of
+from .partner_helpers import expected, loaded, partner_kwargs, quota_of, row_lists
 from .utils import make_pipeline, rows, run
 
 DETAIL = r"/conversations/[^/]+$"
@@ -54,8 +54,8 @@ def test_a_1400_conversation_backfill_meets_no_quota_429_and_finishes_on_day_two
     assert f"{completed(sim) - 1000} conversations owe details" in day1.report.waiting["conversations"]
     assert any("1000 unique conversations a UTC day" in w for w in day1.report.warnings)
     assert rows(pipeline, "conversations", "count(*) AS n") == [{"n": 1400}]  # listing is free
-    assert state_of(pipeline)["quota"]["day"] == sim.now().date().isoformat()
-    assert len(state_of(pipeline)["quota"]["used"]) == 1000
+    assert quota_of(pipeline)["day"] == sim.now().date().isoformat()
+    assert len(quota_of(pipeline)["used"]) == 1000
 
     sim.advance(days=1)
     day2 = run(pipeline, "meetric_partner", **fast(sim))
@@ -105,7 +105,7 @@ def test_quota_spent_by_another_client_of_the_token_stops_at_its_first_answer(st
     assert 1 <= quota_answers(sim) <= concurrency
     assert rows(pipeline, "summaries", "count(*) AS n") == [{"n": 40}]  # what the other client left
     assert any("daily conversation quota spent" in w for w in day1.report.warnings)
-    assert state_of(pipeline)["quota"]["spent"] is True
+    assert quota_of(pipeline)["spent"] is True
     sim.advance(days=1)
     day2 = run(pipeline, "meetric_partner", **fast(sim, concurrency, daily_conversation_quota=100))
     assert day2.ok, day2.error
@@ -120,7 +120,7 @@ def test_the_quota_count_carries_over_to_the_next_run_of_the_same_day(start_sim,
     first = run(pipeline, "meetric_partner", **fast(sim, 1, daily_conversation_quota=40,
                                                    http={**fast(sim)["http"], "concurrency": 1, "max_requests": 20}))
     assert first.ok, first.error
-    used = len(state_of(pipeline)["quota"]["used"])
+    used = len(quota_of(pipeline)["used"])
     assert 0 < used < 40 and len(details_fetched(sim)) == used
     second = run(pipeline, "meetric_partner", **fast(sim, daily_conversation_quota=40))
     assert second.ok, second.error

@@ -19,7 +19,15 @@ from simulators.base import Faults
 from simulators.meetric_partner import MeetricPartnerSimulator
 from sources._common.timeutil import parse_instant
 
-from .partner_helpers import expected, loaded, partner_kwargs, row_lists, state_of
+from .partner_helpers import (
+    cursor_of,
+    expected,
+    ledger_of,
+    loaded,
+    marks_of,
+    partner_kwargs,
+    row_lists,
+)
 from .utils import make_pipeline, rows, run
 
 LIMITS_OFF = {"requests_per_minute": None, "daily_quota": None}
@@ -77,10 +85,9 @@ def test_a_budget_spent_at_any_point_stops_cleanly_and_the_next_run_converges(si
     assert any("max_requests" in note for note in report.waiting.values())
     # the listing was cut (during details too: the next list page met the spent budget);
     # the cut stretch is remembered, no sweep is completed and nothing is marked deleted
-    state = state_of(pipeline)
-    assert "conversations (list)" in report.waiting and state["unlisted"]["from"]
-    assert "last_sweep_at" not in state
-    assert not pipeline.state["sources"]["meetric_partner"].get("tombstones", {}).get("conversations")
+    assert "conversations (list)" in report.waiting and cursor_of(pipeline)["unlisted"]["from"]
+    assert "last_sweep_at" not in ledger_of(pipeline)
+    assert not marks_of(pipeline, "conversations")
     # everything fetched loaded
     fetched = details_fetched(sim)
     if fetched:
@@ -98,7 +105,7 @@ def test_a_budget_spent_at_any_point_stops_cleanly_and_the_next_run_converges(si
     assert loaded(pipeline) == loaded(clean) == expected(sim)
     assert_no_duplicates(pipeline)
     assert max(details_fetched(sim).values()) == 1  # no conversation's details fetched twice
-    assert "unlisted" not in state_of(pipeline)
+    assert "unlisted" not in cursor_of(pipeline)
 
 
 def test_the_same_tight_budget_run_after_run_still_converges(start_sim, tmp_path):
@@ -134,13 +141,13 @@ def test_conversations_below_where_a_listing_was_cut_load_on_the_next_run(start_
     cut = run(pipeline, "meetric_partner", **tight)
     assert cut.ok, cut.error
     assert "conversations (list)" in cut.report.waiting
-    unlisted = state_of(pipeline)["unlisted"]
+    unlisted = cursor_of(pipeline)["unlisted"]
     # the cursor moved to the newest conversation read, and what lies below it is remembered
-    assert parse_instant(unlisted["to"]) < parse_instant(state_of(pipeline)["newest_date"])
+    assert parse_instant(unlisted["to"]) < parse_instant(cursor_of(pipeline)["newest_date"])
     sim.clear_log()
     assert run(pipeline, "meetric_partner", **kwargs(sim)).ok  # not a sweep: the recent end only
     assert loaded(pipeline) == expected(sim)
-    assert "unlisted" not in state_of(pipeline)
+    assert "unlisted" not in cursor_of(pipeline)
 
 
 def test_a_sweep_cut_by_the_budget_marks_no_deletion_until_a_sweep_completes(sim, tmp_path):

@@ -22,6 +22,7 @@ What an error means is decided here, once (`ERROR_ACTIONS`), never in a source.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -156,6 +157,7 @@ class Listing:
 
     sweep: bool = False  # a complete listing of the whole range: deletions may be checked
     stable: bool = True  # set False when the list moved while it was paged
+    timed: bool = True  # sweeps come every `sweep_interval_hours`: remember when one ended
 
     def pages(self) -> Iterator[list]:
         raise NotImplementedError
@@ -174,6 +176,8 @@ class SnapshotListing(Listing):
 
     Every run reads it whole, so every run may check deletions (`deletions=False` for
     lists that only show a recent stretch, e.g. the last 7 days of deliveries)."""
+
+    timed = False  # every run reads it whole: nothing to remember
 
     def __init__(self, fetch: Callable[[], list], *, deletions: bool = True,
                  covers: Callable[[str, dict], bool] | None = None) -> None:
@@ -238,10 +242,19 @@ class Engine:
         self.after = after  # runs last, once everything was yielded (e.g. to save a counter)
         self.selected: set[str] = set()  # the tables dlt loads this run (known once the feed runs)
         self.run = RunState()
+        self._now: datetime | None = None
         self._halt = threading.Event()
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- helpers
+    @property
+    def now(self) -> datetime:
+        """The run's "now", on the API's clock where the source has one; read lazily, so a
+        listing's own answer may set that clock first."""
+        if self._now is None:
+            self._now = self.now_fn()
+        return self._now
+
     def _selected(self) -> set[str]:
         if self.selected_fn is not None:
             return self.selected_fn()
@@ -265,26 +278,56 @@ class Engine:
     # ---------------------------------------------------------------- the feed
     def feed(self) -> Iterator[Any]:
         """Lists, loads changed rows, fetches owed parts, marks deletions; yields batches
-        for the table transformers. The ledger is written after each batch is yielded."""
+        for the table transformers.
+
+        The listing is a lazy generator of owed work that feeds the fan-out, so list pages
+        and per-item calls overlap and a run cut short has made progress on both. Each page's
+        rows are yielded, and its versions written to the ledger, before any result of its
+        work is settled; a part is settled in the ledger after its rows are yielded."""
         if self.before is not None and not self.before():
             return
-        self.now = self.now_fn()
         ledger = Ledger(dlt.current.source_state())
-        ledger.prune_marks(self.now)
         book = ledger.entity(self.entity.name)
         selected = self.selected = self._selected()
         wanted_parts = {p.name for p in self.entity.parts if set(p.tables) & selected}
         load_rows = self.entity.table in selected
-        listing = self.make_listing(book)
-        work: list[Work] = []
-        yield from self._list(listing, book, ledger, load_rows, wanted_parts, work)
-        backlog = [] if self.halted else self._backlog(book, wanted_parts)
-        yield from self._fan_out(self._ordered(work + backlog), book, ledger)
+        try:
+            listing = self.make_listing(book)
+        except RateLimitError as exc:  # planning needed a call (e.g. the API's clock) that was refused
+            self.stop(exc.message)
+            self._report_left(book, wanted_parts, None)
+            return
+        pages: deque[tuple[list[dict], list[tuple]]] = deque()
+
+        def drain() -> Iterator[Any]:
+            while pages:
+                rows, versions = pages.popleft()
+                if rows:
+                    yield ListedRows(rows)
+                self._record_versions(versions, book, ledger, load_rows)
+
+        def work() -> Iterator[Work]:
+            yield from self._list(listing, book, ledger, load_rows, wanted_parts, pages)
+            if not self.halted:
+                yield from self._backlog(book, wanted_parts)
+
+        if self.entity.ordered:  # everything listed first, then fetched by priority
+            queued: list[Work] = []
+            for item in work():
+                queued.append(item)
+                yield from drain()
+            yield from drain()
+            yield from self._fan_out(self._ordered(queued), book, ledger, drain)
+        else:
+            yield from self._fan_out(work(), book, ledger, drain)
+        yield from drain()
         if self.run.listing_complete and listing.sweep:
             self._check_deletions(listing, book, ledger)
         listing.finished(self.run.listing_complete)
-        if self.run.listing_complete and listing.sweep:
+        if self.run.listing_complete and listing.sweep and listing.timed:
             book.swept(self.now)
+        if self._now is not None:
+            ledger.prune_marks(self.now)
         marks_table = self.entity.marks_table
         if marks_table and marks_table in selected and ledger.marks(marks_table):
             yield Marks(marks_table)
@@ -292,31 +335,30 @@ class Engine:
         if self.after is not None:
             self.after()
 
+    def _record_versions(self, versions: list[tuple], book: EntityLedger, ledger: Ledger,
+                         load_rows: bool) -> None:
+        for record_id, version, day, parts, waiting, group in versions:
+            book.see(record_id, version, day, parts=parts, waiting=waiting, loaded=load_rows, group=group)
+        if self.entity.marks_table and load_rows:
+            ledger.unmark(self.entity.marks_table, (v[0] for v in versions))  # listed: alive
+
     def _list(self, listing: Listing, book: EntityLedger, ledger: Ledger, load_rows: bool,
-              wanted_parts: set[str], work: list[Work]) -> Iterator[Any]:
-        """Reads the listing's pages; yields changed list rows; queues owed work (yielding
-        fetched batches as they fill, unless the entity orders its work)."""
+              wanted_parts: set[str], pages: deque) -> Iterator[Work]:
+        """Reads the listing's pages: queues each page's changed rows and versions in
+        `pages`, and yields the work they owe."""
         entity = self.entity
         marks = ledger.marks(entity.marks_table) if entity.marks_table else {}
         try:
             for page in listing.pages():
                 rows: list[dict] = []
                 versions: list[tuple[str, str, str | None, dict[str, str], bool, str | None]] = []
+                owed: list[Work] = []
                 for item in page:
-                    seen = self._see(item, book, marks, load_rows, wanted_parts, rows, versions, work)
+                    seen = self._see(item, book, marks, load_rows, wanted_parts, rows, versions, owed)
                     if seen is not None:
                         self.run.seen.add(seen)
-                if rows:
-                    yield ListedRows(rows)
-                for record_id, version, day, parts, waiting, group in versions:
-                    book.see(record_id, version, day, parts=parts, waiting=waiting, loaded=load_rows,
-                             group=group)
-                if entity.marks_table and rows:
-                    ledger.unmark(entity.marks_table, (v[0] for v in versions))  # they came back
-                if not entity.ordered and len(work) >= entity.batch and not self.halted:
-                    chunk = work[:]
-                    work.clear()
-                    yield from self._fan_out(chunk, book, ledger)
+                pages.append((rows, versions))
+                yield from owed
             self.run.listing_complete = True
         except RateLimitError as exc:  # our budget, or a wait too long: the listing is cut
             self.stop(exc.message)
@@ -404,6 +446,8 @@ class Engine:
                 out[name] = part.fetch(work)
             except Exception as exc:  # noqa: BLE001 - settled by ERROR_ACTIONS
                 out[name] = exc
+                if isinstance(exc, ScopeError):
+                    self.run.disabled.add(name)  # the queued calls of this part are not sent
                 if isinstance(exc, RateLimitError):
                     self.stop(exc.message)
                     break
@@ -411,16 +455,17 @@ class Engine:
                     break  # the record is gone: its other parts are moot
         return out
 
-    def _fan_out(self, work: Iterable[Work], book: EntityLedger, ledger: Ledger) -> Iterator[Any]:
+    def _fan_out(self, work: Iterable[Work], book: EntityLedger, ledger: Ledger,
+                 drain: Callable[[], Iterator[Any]]) -> Iterator[Any]:
         def pending() -> Iterator[Work]:
             for w in work:
-                if self.halted:
-                    return
-                yield w
+                if not self.halted:  # once halted, the listing goes on but nothing is sent
+                    yield w
 
         batch: list[Fetched] = []
         settled: list[tuple[str, str, str]] = []
         for w, result in map_ordered(self._fetch, pending(), self.concurrency):
+            yield from drain()  # the pages that owed this work were listed before it
             if isinstance(result, BaseException):
                 raise result
             bodies = self._settle(w, result, book, ledger, settled)
@@ -525,7 +570,7 @@ class Engine:
             self.report.warn(f"{table}: {new} no longer listed by the vendor; marked with deleted_at")
 
     # ---------------------------------------------------------------- the report
-    def _report_left(self, book: EntityLedger, wanted_parts: set[str], listing: Listing) -> None:
+    def _report_left(self, book: EntityLedger, wanted_parts: set[str], listing: Listing | None) -> None:
         owed = sum(1 for _, parts in book.owed() if set(parts) & wanted_parts)
         waiting = sum(1 for rid in book.ids() if (book.get(rid) or {}).get("waiting"))
         notes = []

@@ -177,6 +177,13 @@ class EntityLedger:
         else:
             entry.pop("waiting", None)
 
+    def give_up(self, record_id: str) -> None:
+        """Owes nothing more and waits for nothing more (e.g. it left the API's window)."""
+        entry = self.records.get(record_id)
+        if entry is not None:
+            for key in ("owed", "waiting", "check_at", "tries"):
+                entry.pop(key, None)
+
     def forget(self, record_id: str) -> dict[str, Any] | None:
         """Removes a record (deleted at the vendor, or aged out of reach)."""
         return self.records.pop(record_id, None)

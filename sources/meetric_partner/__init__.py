@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,20 +11,25 @@ from dlt.sources import DltResource
 
 from .._common.auth import BearerAuth
 from .._common.config import HttpConfiguration, http_settings, require
+from .._common.engine import Engine, entity_resources
 from .._common.errors import ConfigError, MeetingEltError, NotFoundError, RateLimitError, ScopeError
 from .._common.http import ApiClient
-from .._common.records import excerpt, is_blank, read_dict, read_instant, read_text
+from .._common.records import read_dict, read_instant
 from .._common.report import RunReport, new_report
-from .._common.state import changed_rows, deleted_at_column, prune_tombstones, reconcile_snapshot
+from .._common.snapshots import snapshot_resources
+from .._common.state import deleted_at_column
 from .._common.timeutil import parse_start_date, utc_now
 from .._common.transcripts import HINTS as SEGMENT_HINTS
 from .._common.transcripts import TABLE as SEGMENTS
-from .conversations import ConversationSync
+from .entities import ConversationCalls, conversation_entity, table_specs
 from .helpers import classify_error
+from .listing import ConversationListing
+from .quota import DailyQuota
 from .settings import (
     API_PREFIX,
     CONVERSATION_COLUMNS,
     DAILY_CONVERSATION_QUOTA,
+    DETAIL_BATCH,
     INSIGHT_COLUMNS,
     NIL_ID,
     PAGE_SIZE_MAX,
@@ -90,21 +95,19 @@ def _fresh(columns: dict[str, dict]) -> dict[str, dict]:
     return {name: dict(hint) for name, hint in columns.items()}
 
 
-def _with_ids(table: str, items: Any, report: RunReport) -> list[dict]:
-    """The items of a list answer that can load: records with an id; the others are named."""
-    out = []
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, dict) and not is_blank(read_text(item.get("id"))):
-            out.append(item)
-        else:
-            report.bad_record(table, excerpt(item), "no id: not loaded", loaded=False)
-    return out
-
-
-def _stopped(report: RunReport, table: str, exc: RateLimitError) -> None:
-    """A list call met a rate limit, the quota or the run's budget: the table waits."""
-    report.warn(f"{table}: not read this run: {exc.message}")
-    report.wait(table, f"not read this run ({exc.message}); the next run reads it")
+def _table_hints() -> dict[str, dict]:
+    return {
+        "conversations": {"primary_key": "id", "write_disposition": MERGE,
+                          "columns": {**deleted_at_column(), **_fresh(CONVERSATION_COLUMNS)}},
+        "summaries": {"primary_key": "conversation_id", "write_disposition": MERGE,
+                      "columns": _fresh(SUMMARY_COLUMNS)},
+        SEGMENTS: dict(SEGMENT_HINTS, columns=_fresh(SEGMENT_HINTS["columns"])),
+        "insights": {"primary_key": "id", "merge_key": "conversation_id", "write_disposition": MERGE,
+                     "columns": _fresh(INSIGHT_COLUMNS)},
+        "conversation_topics": {"primary_key": ["conversation_id", "name"], "merge_key": "conversation_id",
+                                "write_disposition": MERGE, "columns": _fresh(TOPIC_COLUMNS)},
+        "recording_urls": {"primary_key": "conversation_id", "write_disposition": MERGE},
+    }
 
 
 @dlt.source(name=NAME)
@@ -141,81 +144,65 @@ def meetric_partner(
     client = make_client(base_url, api_token, http, report)
     clock = _ServerClock(client)
 
-    @dlt.resource(name="account", primary_key="id", write_disposition=MERGE)
-    def account() -> Iterator[Any]:
+    def listed(table: str, path: str | None = None) -> Any:
+        def fetch() -> list:
+            body = client.get(path or table).body
+            clock.observe(body)
+            return body.get(table) if isinstance(body, dict) and isinstance(body.get(table), list) else []
+
+        return fetch
+
+    def account() -> list:
+        record = clock.read_account()
+        return [record] if record else []
+
+    snapshot = {"client": client, "report": report, "now": clock.now}
+    people = [resource for table in ("users", "teams", "departments")
+              for resource in snapshot_resources(
+                  name=table, fetch=listed(table), **snapshot,
+                  hints={"primary_key": "id", "write_disposition": MERGE, "columns": deleted_at_column()})]
+
+    calls = ConversationCalls(client, report, include_recordings=include_recordings)
+
+    def before() -> bool:
+        state = dlt.current.source_state()
+        calls.quota = DailyQuota(state, clock.now(), int(daily_conversation_quota))
+        return True
+
+    def listing(book: Any) -> ConversationListing:
+        return ConversationListing(book, client, report, now=clock.now(), start_date=start,
+                                   sweep_interval_hours=float(sweep_interval_hours),
+                                   page_size=int(page_size), observe=clock.observe)
+
+    engine = Engine(conversation_entity(calls, report), listing, client=client, report=report,
+                    now=clock.now, before=_guarded(before, report), after=lambda: calls.quota.save())
+    calls.engine = engine
+    engine.entity.batch = DETAIL_BATCH
+    conversations = entity_resources(engine, table_specs(report, _table_hints()), report)
+
+    return [
+        *snapshot_resources(name="account", fetch=account, deletions=False, **snapshot,
+                            hints={"primary_key": "id", "write_disposition": MERGE}),
+        *people,
+        *conversations,
+        *snapshot_resources(name="webhook_deliveries", fetch=listed("deliveries", "webhooks/deliveries"),
+                            deletions=False, day=lambda d: d.get("created_at"), keep_days=8, **snapshot,
+                            hints={"primary_key": "id", "write_disposition": MERGE}),
+    ]
+
+
+def _guarded(before: Any, report: RunReport) -> Any:
+    """`before`, but a refused call (the API's clock is read from `/account`) stops the
+    conversations cleanly for this run instead of failing it."""
+    def run() -> bool:
         try:
-            record = clock.read_account()
+            return before()
         except RateLimitError as exc:
-            _stopped(report, "account", exc)
-            return
-        if record:
-            yield changed_rows(dlt.current.resource_state(), [record])
+            report.warn(f"conversations: not read this run: {exc.message}")
+            report.wait("conversations", f"not read this run ({exc.message}); the next run reads it")
+            return False
 
-    def people(table: str, scope: str) -> DltResource:
-        @dlt.resource(name=table, primary_key="id", write_disposition=MERGE, columns=deleted_at_column())
-        def listing() -> Iterator[Any]:
-            try:
-                body = client.get(table).body
-                clock.observe(body)
-                now = clock.now()
-            except ScopeError as exc:
-                report.skip(table, f"the token lacks the '{exc.scope or scope}' scope")
-                return
-            except RateLimitError as exc:
-                _stopped(report, table, exc)
-                return
-            items = _with_ids(table, body.get(table) if isinstance(body, dict) else None, report)
-            yield reconcile_snapshot(dlt.current.resource_state(), dlt.current.source_state(),
-                                     table, items, now, report)
-
-        return listing
-
-    @dlt.resource(name="conversations", primary_key="id", write_disposition=MERGE)
-    def conversations() -> Iterator[Any]:
-        try:
-            now = clock.now()
-        except RateLimitError as exc:
-            _stopped(report, "conversations", exc)
-            return
-        source_state = dlt.current.source_state()
-        prune_tombstones(source_state, now)
-        sync = ConversationSync(
-            client, report, now=now, start_date=start, sweep_interval_hours=sweep_interval_hours,
-            page_size=int(page_size), include_recordings=include_recordings,
-            state=dlt.current.resource_state(), source_state=source_state,
-            daily_quota=int(daily_conversation_quota))
-        try:
-            yield from sync.run()
-        except ScopeError as exc:
-            for table in SCOPE_TABLES["conversations"] + SCOPE_TABLES["transcripts"] + SCOPE_TABLES["insights"]:
-                report.skip(table, f"the token lacks the '{exc.scope or 'conversations'}' scope")
-
-    conversations.apply_hints(table_name="summaries", primary_key="conversation_id",
-                              write_disposition=MERGE, create_table_variant=True, columns=_fresh(SUMMARY_COLUMNS))
-    conversations.apply_hints(table_name=SEGMENTS, create_table_variant=True, **SEGMENT_HINTS)
-    conversations.apply_hints(table_name="insights", primary_key="id", merge_key="conversation_id",
-                              write_disposition=MERGE, create_table_variant=True, columns=_fresh(INSIGHT_COLUMNS))
-    conversations.apply_hints(table_name="conversation_topics", primary_key=["conversation_id", "name"],
-                              merge_key="conversation_id", write_disposition=MERGE,
-                              create_table_variant=True, columns=_fresh(TOPIC_COLUMNS))
-    conversations.apply_hints(table_name="recording_urls", primary_key="conversation_id",
-                              write_disposition=MERGE, create_table_variant=True)
-    # after the variants, which would otherwise inherit the column
-    conversations.apply_hints(columns={**deleted_at_column(), **_fresh(CONVERSATION_COLUMNS)})
-
-    @dlt.resource(name="webhook_deliveries", primary_key="id", write_disposition=MERGE)
-    def webhook_deliveries() -> Iterator[Any]:
-        try:
-            body = client.get("webhooks/deliveries").body
-        except RateLimitError as exc:
-            _stopped(report, "webhook_deliveries", exc)
-            return
-        deliveries = _with_ids("webhook_deliveries", body.get("deliveries") if isinstance(body, dict) else None,
-                               report)
-        yield changed_rows(dlt.current.resource_state(), deliveries)
-
-    return [account, people("users", "users"), people("teams", "teams"),
-            people("departments", "departments"), conversations, webhook_deliveries]
+    return run
 
 
 def check(base_url: str, api_token: str, http: HttpConfiguration | dict | None = None) -> dict[str, str | None]:
