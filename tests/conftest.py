@@ -67,3 +67,12 @@ def postgres_destination(postgres_credentials):
     import dlt
 
     return dlt.destinations.postgres(credentials=postgres_credentials)
+
+
+# ------------------------------------------------------------------ the three destinations
+@pytest.fixture(params=("duckdb", "postgres", "filesystem"))
+def warehouse(request, tmp_path):
+    """DuckDB, a real Postgres, and the filesystem destination (Delta) on a local folder."""
+    from tests.destinations import make_warehouse
+
+    return make_warehouse(request.param, tmp_path, request)

@@ -30,7 +30,7 @@ CANONICAL_SCHEMA = pa.schema([
 HINTS: dict[str, Any] = {
     "primary_key": ["meeting_id", "segment_index"],
     "merge_key": "meeting_id",
-    "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
+    "write_disposition": "merge",
     "columns": {
         "meeting_id": {"data_type": "text", "nullable": False,
                        "description": "The id of the conversation or meeting the segment belongs to, as text."},

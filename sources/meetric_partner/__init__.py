@@ -17,7 +17,7 @@ from .._common.http import ApiClient
 from .._common.records import read_dict, read_instant
 from .._common.report import RunReport, new_report
 from .._common.snapshots import snapshot_resources
-from .._common.state import deleted_at_column
+from .._common.tables import MERGE, deleted_at_column
 from .._common.timeutil import parse_start_date, utc_now
 from .._common.transcripts import HINTS as SEGMENT_HINTS
 from .._common.transcripts import TABLE as SEGMENTS
@@ -40,7 +40,6 @@ from .settings import (
 )
 
 NAME = "meetric_partner"
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 def api_root(base_url: str) -> str:
