@@ -117,6 +117,8 @@ class Part:
     not_found: NotFound = NotFound.NONE
     judge: Callable[[Work, Any], Ready] | None = None  # default: every body is READY
     priority: int = 0  # lower first, when the entity orders its work
+    retry_first: timedelta = RETRY_FIRST  # a part not ready or failed is tried again after this…
+    retry_cap: timedelta = RETRY_CAP  # …doubling up to this
     # the version a body is fetched for (default: the record's version), e.g. a segment
     # count, so that a rename does not fetch the transcript again
     version: Callable[[dict], str] | None = None
@@ -501,7 +503,7 @@ class Engine:
                     settled.append((work.record_id, name, version))
                     self.run.fetched += 1
                 elif verdict is Ready.NOT_READY:
-                    book.retry_later(work.record_id, self.now, first=RETRY_FIRST, cap=RETRY_CAP)
+                    book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
                 else:
                     settled.append((work.record_id, name, version))
                 continue
@@ -523,13 +525,13 @@ class Engine:
                         ledger.mark_deleted(self.entity.marks_table, [work.record_id], self.now)
                     return {}
                 if part.not_found is NotFound.NOT_READY:
-                    book.retry_later(work.record_id, self.now, first=RETRY_FIRST, cap=RETRY_CAP)
+                    book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
                 else:
                     settled.append((work.record_id, name, version))
             elif action is Action.RETRY:
                 self.report.warn(f"{self.entity.name} {work.record_id}: {name} not loaded, tried again "
                                  f"later: {getattr(value, 'message', value)}")
-                book.retry_later(work.record_id, self.now, first=RETRY_FIRST, cap=RETRY_CAP)
+                book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
             elif action is Action.BAD_RECORD:
                 table = part.tables[0] if part.tables else self.entity.name
                 self.report.bad_record(table, work.record_id, f"{name}: could not be read "
@@ -594,7 +596,8 @@ class TableSpec:
     part: str | None = None
     # rows of one fetched record (part tables), or None to skip it
     shape: Callable[[Fetched], Any] | None = None
-    # a batch's rows to what is yielded (e.g. an Arrow table for transcript segments)
+    # a batch's rows to what is yielded (e.g. an Arrow table for transcript segments); for
+    # list tables too (their rows are the listed rows)
     finish: Callable[[list[dict]], Any] | None = None
     hints: dict[str, Any] = field(default_factory=dict)
 
@@ -620,7 +623,7 @@ def _table_transformer(feed: Any, spec: TableSpec, entity: Entity, report: RunRe
             return
         if spec.part is None:
             if isinstance(batch, ListedRows) and batch.rows:
-                yield batch.rows
+                yield spec.finish(batch.rows) if spec.finish else batch.rows
             return
         if not isinstance(batch, FetchedBatch):
             return
