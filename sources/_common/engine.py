@@ -40,6 +40,7 @@ from .errors import (
     NotFoundError,
     RateLimitError,
     ScopeError,
+    UnreachableError,
 )
 from .ledger import EntityLedger, Ledger
 from .records import BAD_DATA_ERRORS, excerpt, shape_or_none
@@ -63,7 +64,7 @@ class Action(Enum):
 
 
 ERROR_ACTIONS: tuple[tuple[tuple[type[BaseException], ...], Action], ...] = (
-    ((AuthError, ConfigError), Action.ABORT),
+    ((AuthError, ConfigError, UnreachableError), Action.ABORT),
     ((ScopeError,), Action.SKIP),
     ((RateLimitError,), Action.STOP),  # QuotaExhausted and BudgetExhausted are RateLimitErrors
     ((NotFoundError,), Action.NOT_FOUND),
