@@ -12,6 +12,16 @@ os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 
 
+@pytest.fixture(autouse=True)
+def _report_notes_logged() -> Iterator:
+    """The CLI turns the report's log lines off for its process; each test starts with them on."""
+    from sources._common.report import log_notes
+
+    log_notes(True)
+    yield
+    log_notes(True)
+
+
 @pytest.fixture
 def start_sim() -> Iterator:
     """`start_sim(SimulatorClass, **kwargs)` starts a simulator and stops it after the test."""

@@ -267,6 +267,10 @@ class Engine:
             tables = {self.entity.table} | {t for p in self.entity.parts for t in p.tables}
             return {t for t in tables if t}
 
+    def _tables(self) -> list[str]:
+        tables = [self.entity.table, *(t for p in self.entity.parts for t in p.tables)]
+        return sorted({t for t in tables if t})
+
     def stop(self, why: str) -> None:
         with self._lock:
             if self.run.stopped is None:
@@ -291,6 +295,7 @@ class Engine:
             return
         ledger = Ledger(dlt.current.source_state())
         book = ledger.entity(self.entity.name)
+        book.feeds(self._tables())
         selected = self.selected = self._selected()
         wanted_parts = {p.name for p in self.entity.parts if set(p.tables) & selected}
         load_rows = self.entity.table in selected

@@ -21,6 +21,7 @@ the destination with the data it describes, and a fresh worker continues from it
             "tries": int,            # how many times it was tried without success
         }},                          # (empty fields are left out)
         "cursor": {...},             # the listing strategy's own bookmarks
+        "tables": [...],             # the tables this entity feeds (what a reset of them clears)
         "last_sweep_at": iso,        # when the last complete sweep ended
     }
     source_state["ledger"]["_marks"] = {table: {id: deleted_at}}
@@ -54,6 +55,11 @@ class EntityLedger:
         self.cursor: dict[str, Any] = state.setdefault("cursor", {})
 
     # ---------------------------------------------------------------- reading
+    def feeds(self, tables: list[str]) -> None:
+        """Records the tables this entity feeds (for `meeting-elt reset --tables`)."""
+        if self._state.get("tables") != tables:
+            self._state["tables"] = tables
+
     def get(self, record_id: str) -> dict[str, Any] | None:
         return self.records.get(record_id)
 
