@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 import threading
 import time
@@ -115,6 +116,9 @@ def print_bad_records(report: Any) -> None:
 def main() -> None:
     """Load meeting-intelligence APIs into DuckDB or any dlt destination."""
     log_notes(False)  # the summary prints every note: dlt's log lines would repeat them
+    # the CLI never runs inside an Airflow task: where Airflow is installed beside it, dlt
+    # would otherwise query Airflow's Variables for every config value (seconds per run)
+    os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 
 
 def _destination_options(fn: Any) -> Any:
