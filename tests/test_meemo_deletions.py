@@ -81,3 +81,19 @@ def test_a_per_item_table_selected_alone_loads_alone_and_costs_only_its_own_call
     sim.clear_log()
     p.run(meemo(**config))  # nothing new: list requests only
     assert sim.requests("GET", PER_ITEM) == [] and loaded(p) == {}
+
+
+def test_a_meeting_that_comes_back_is_live_again(start_sim, warehouse):
+    sim = start_sim(MeemoSimulator, organizations=1, meetings=4, processing_share=0.0, upcoming=0, legacy=0,
+                    webhooks=0, seed=62)
+    p = warehouse.pipeline("meemo_revived")
+    source = lambda: meemo(**sim.source_config(), page_size=4, sweep_interval_hours=0, http=HTTP)  # noqa: E731
+    warehouse.run(p, source())
+    back = sim.visible()[1]
+    sim.delete(back.id)
+    warehouse.run(p, source())
+    assert {r["id"]: r["deleted_at"] for r in warehouse.rows(p, "meetings")}[back.id] is not None
+    sim.meetings[back.id].deleted = False
+    warehouse.run(p, source())
+    assert {r["id"]: r["deleted_at"] for r in warehouse.rows(p, "meetings")}[back.id] is None
+    assert [r for r in warehouse.rows(p, "meetings") if r["deleted_at"] is not None] == []
