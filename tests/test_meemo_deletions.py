@@ -10,7 +10,7 @@ from typing import Any
 from simulators.meemo import MeemoSimulator
 from sources.meemo import meemo
 
-from .destinations import Warehouse, without
+from .destinations import Warehouse, assert_marked, without
 from .test_meemo import HTTP, PER_ITEM, loaded, pipeline
 
 PER_MEETING = {"participants": ("participant_index",), "transcript_segments": ("segment_index",),
@@ -46,17 +46,9 @@ def test_deleted_meetings_and_webhooks_are_marked_in_a_plain_pipeline_run(start_
 
     warehouse.run(p, source())
 
-    after = {r["id"]: r for r in warehouse.rows(p, "meetings")}
-    assert {mid for mid, r in after.items() if r["deleted_at"] is not None} == set(gone)
-    for mid in gone:  # every other column as it was (`_dlt_id` is dlt's own row id)
-        assert without(after[mid], "deleted_at", "_dlt_id") == without(before[mid], "deleted_at", "_dlt_id")
-    for mid in set(after) - set(gone):
-        assert after[mid] == before[mid]
+    assert_marked(before, {r["id"]: r for r in warehouse.rows(p, "meetings")}, gone)
     assert meeting_rows(warehouse, p) == children  # participants, segments, transcripts, summaries intact
-    hooks = {r["id"]: r for r in warehouse.rows(p, "webhooks")}
-    assert {hid for hid, r in hooks.items() if r["deleted_at"] is not None} == {gone_hook}
-    assert without(hooks[gone_hook], "deleted_at", "_dlt_id") == without(hooks_before[gone_hook], "deleted_at",
-                                                                         "_dlt_id")
+    assert_marked(hooks_before, {r["id"]: r for r in warehouse.rows(p, "webhooks")}, [gone_hook])
 
     # marked once: the next run loads nothing into either table
     warehouse.run(p, source())
