@@ -176,20 +176,23 @@ class MeetingListing(Listing):
         cursor["starts"] = {mid: d for mid, d in self.starts.items() if (self.book.get(mid) or {}).get("waiting")}
         if self.sweep and not self.stable:
             self.timed = False  # not a sweep to remember: the next run sweeps again
-        for org in self.orgs:
-            self._report_transcripts(str(org))
+        self._report_transcripts()
 
-    def _report_transcripts(self, org: str) -> None:
+    def _report_transcripts(self) -> None:
         """Meetings of older builds whose transcript is not final until their summary is."""
-        records = [e for e in (self.book.get(m) or {} for m in self.book.ids())
-                   if e.get("group") == org and e.get("waiting")]
-        rechecked = sum(1 for e in records if (e.get("owed") or {}).get("transcript") == h.TRANSCRIPT_PENDING)
-        later = sum(1 for e in records if (e.get("done") or {}).get("transcript") == h.TRANSCRIPT_PENDING
-                    and "transcript" not in (e.get("owed") or {}))
-        if rechecked or later:
-            self.report.wait(f"transcripts/{org}", f"{rechecked + later} meetings without stage objects have no "
-                             f"final transcript yet: {rechecked} answered an empty one and are asked again later, "
-                             f"{later} are asked again once their summary completes")
+        counts: dict[str, list[int]] = {}  # organization -> [asked again later, once the summary completes]
+        for mid in self.book.ids():
+            entry = self.book.get(mid) or {}
+            if not entry.get("waiting") or entry.get("group") not in self.selected:
+                continue
+            if (entry.get("owed") or {}).get("transcript") == h.TRANSCRIPT_PENDING and entry.get("tries"):
+                counts.setdefault(entry["group"], [0, 0])[0] += 1
+            elif (entry.get("done") or {}).get("transcript") == h.TRANSCRIPT_PENDING:
+                counts.setdefault(entry["group"], [0, 0])[1] += 1
+        for org, (again, later) in sorted(counts.items()):
+            self.report.wait(f"transcripts/{org}", f"{again + later} meetings without stage objects have no final "
+                             f"transcript yet: {again} answered an empty one and are asked again later, {later} "
+                             "are asked again once their summary completes")
 
 
 # ---------------------------------------------------------------------- one call per organization
