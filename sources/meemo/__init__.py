@@ -52,9 +52,11 @@ from .listing import (
 from .settings import (
     COLUMN_TYPES,
     DEFAULT_BASE_URL,
+    MARKED_TABLES,
     MEETINGS,
     ORGANIZATIONS,
     PAGE_SIZE_MAX,
+    PRIMARY_KEYS,
     TOKEN_PATH,
     TOKEN_REFRESH_MARGIN_SECONDS,
     TOPICS,
@@ -76,24 +78,12 @@ def columns(table: str, *, deleted_at: bool = False) -> dict[str, dict]:
 
 def table_hints() -> dict[str, dict]:
     """Key, write disposition and columns of every table (fresh for each source instance)."""
-    def merged(table: str, key: Any, **extra: Any) -> dict:
-        return {"primary_key": key, "write_disposition": MERGE, **extra}
-
-    return {
-        "organizations": merged("organizations", "id", columns=columns("organizations", deleted_at=True)),
-        "meetings": merged("meetings", "id", columns=columns("meetings", deleted_at=True)),
-        "transcripts": merged("transcripts", "meeting_id", columns=columns("transcripts")),
-        SEGMENTS: dict(SEGMENT_HINTS, columns={k: dict(v) for k, v in SEGMENT_HINTS["columns"].items()}),
-        "summaries": merged("summaries", "meeting_id", columns=columns("summaries")),
-        "participants": merged("participants", ["meeting_id", "participant_index"], merge_key="meeting_id",
-                               columns=columns("participants")),
-        "recordings": merged("recordings", "meeting_id", columns=columns("recordings")),
-        "topics": merged("topics", "id", columns=columns("topics", deleted_at=True)),
-        "webhooks": merged("webhooks", "id", columns=columns("webhooks", deleted_at=True)),
-        "webhook_events": merged("webhook_events", "id", columns=columns("webhook_events")),
-        "usage": merged("usage", ["organization_id", "capability_name", "period_start"], columns=columns("usage")),
-        "upcoming_meetings": merged("upcoming_meetings", "id", columns=columns("upcoming_meetings", deleted_at=True)),
-    }
+    hints = {table: {"primary_key": key, "write_disposition": MERGE,
+                     "columns": columns(table, deleted_at=table in MARKED_TABLES)}
+             for table, key in PRIMARY_KEYS.items()}
+    hints["participants"]["merge_key"] = "meeting_id"  # a meeting's list replaces its old one whole
+    hints[SEGMENTS] = dict(SEGMENT_HINTS, columns={k: dict(v) for k, v in SEGMENT_HINTS["columns"].items()})
+    return hints
 
 
 def make_client(base_url: str | None, client_id: str, client_secret: str,
