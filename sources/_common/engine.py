@@ -460,7 +460,8 @@ class Engine:
         group = str(group) if group is not None else None
         versions.append((record_id, version, day, part_versions, waiting, group, rearm))
         done = entry.get("done") or {}
-        owed = {p: v for p, v in part_versions.items() if p in wanted_parts and done.get(p) != v}
+        owed = {p: v for p, v in part_versions.items() if p in wanted_parts and done.get(p) != v
+                and not book.covered(record_id, p, v, self._wanted_tables(p))}
         backing_off = entry.get("check_at") and owed.items() <= (entry.get("owed") or {}).items() \
             and parse_instant(entry["check_at"]) > self.now
         if owed and not self.halted and not backing_off:
@@ -474,7 +475,8 @@ class Engine:
         for record_id, owed in book.due(self.now):
             if record_id in self.run.submitted:
                 continue
-            parts = {p: v for p, v in owed.items() if p in wanted_parts}
+            parts = {p: v for p, v in owed.items() if p in wanted_parts
+                     and not book.covered(record_id, p, v, self._wanted_tables(p))}
             entry = book.get(record_id) or {}
             if parts and listing.reaches(record_id, entry):
                 out.append(Work(record_id, parts, None, entry.get("day"), entry.get("group")))
@@ -535,9 +537,14 @@ class Engine:
             yield FetchedBatch(batch)
         self._apply(settled, book)
 
+    def _wanted_tables(self, part: str) -> set[str]:
+        """The tables of `part` this run loads."""
+        return set(self.entity.part(part).tables) & self.selected
+
     def _apply(self, settled: list[tuple[str, str, str, str | None]], book: EntityLedger) -> None:
         for record_id, part, version, digest in settled:
-            book.settle(record_id, part, version, digest=digest)
+            book.settle(record_id, part, version, digest=digest, tables=self._wanted_tables(part),
+                        all_tables=self.entity.part(part).tables)
 
     def _settle(self, work: Work, result: dict[str, Any], book: EntityLedger, ledger: Ledger,
                 settled: list[tuple[str, str, str, str | None]]) -> dict[str, Any]:
