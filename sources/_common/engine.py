@@ -122,6 +122,9 @@ class Part:
     # the version a body is fetched for (default: the record's version), e.g. a segment
     # count, so that a rename does not fetch the transcript again
     version: Callable[[dict], str] | None = None
+    # called in the worker when the call was refused (Action.STOP: a rate limit, a quota,
+    # the run's budget), to give back what `fetch` reserved (a quota unit, a credit)
+    refused: Callable[[Work], None] | None = None
 
 
 @dataclass
@@ -142,7 +145,9 @@ class Entity:
     marked_table: str | None = None  # whose rows get `deleted_at` (default: `table`)
     key_column: str = "id"
     parts: tuple[Part, ...] = ()
-    ordered: bool = False  # list everything first, then fetch by part priority, newest first
+    # list everything first, then fetch by part priority, newest first (a record's parts of
+    # different priorities are fetched each in its turn: all transcripts, then all insights)
+    ordered: bool = False
     batch: int = DEFAULT_BATCH
 
     @property
@@ -227,6 +232,7 @@ class RunState:
     fetched: int = 0
     disabled: set[str] = field(default_factory=set)  # parts refused (scope) this run
     groups_seen: set[str] = field(default_factory=set)
+    backed_off: set[str] = field(default_factory=set)  # records given a back-off this run
 
 
 class Engine:
@@ -430,8 +436,14 @@ class Engine:
         if not self.entity.ordered:
             return work
         priority = {p.name: p.priority for p in self.entity.parts}
+        split: list[Work] = []
+        for w in work:  # one work per priority a record owes, each fetched in its turn
+            levels = sorted({priority.get(p, 0) for p in w.parts})
+            split.extend([w] if len(levels) <= 1 else [
+                Work(w.record_id, {p: v for p, v in w.parts.items() if priority.get(p, 0) == level},
+                     w.item, w.day) for level in levels])
         # newest first within a priority (sorts are stable): those are what users look at
-        newest_first = sorted(work, key=lambda w: w.day or "", reverse=True)
+        newest_first = sorted(split, key=lambda w: w.day or "", reverse=True)
         return sorted(newest_first, key=lambda w: min(priority.get(p, 0) for p in w.parts))
 
     # ---------------------------------------------------------------- fetching
@@ -451,6 +463,8 @@ class Engine:
                 if isinstance(exc, ScopeError):
                     self.run.disabled.add(name)  # the queued calls of this part are not sent
                 if isinstance(exc, RateLimitError):
+                    if part.refused is not None:
+                        part.refused(work)
                     self.stop(exc.message)
                     break
                 if isinstance(exc, NotFoundError) and part.not_found is NotFound.DELETED:
@@ -503,7 +517,7 @@ class Engine:
                     settled.append((work.record_id, name, version))
                     self.run.fetched += 1
                 elif verdict is Ready.NOT_READY:
-                    book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
+                    self._back_off(book, work.record_id, part)
                 else:
                     settled.append((work.record_id, name, version))
                 continue
@@ -525,19 +539,28 @@ class Engine:
                         ledger.mark_deleted(self.entity.marks_table, [work.record_id], self.now)
                     return {}
                 if part.not_found is NotFound.NOT_READY:
-                    book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
+                    self._back_off(book, work.record_id, part)
                 else:
                     settled.append((work.record_id, name, version))
             elif action is Action.RETRY:
                 self.report.warn(f"{self.entity.name} {work.record_id}: {name} not loaded, tried again "
                                  f"later: {getattr(value, 'message', value)}")
-                book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
+                self._back_off(book, work.record_id, part)
             elif action is Action.BAD_RECORD:
                 table = part.tables[0] if part.tables else self.entity.name
                 self.report.bad_record(table, work.record_id, f"{name}: could not be read "
                                        f"({type(value).__name__}: {value})", loaded=False)
                 settled.append((work.record_id, name, version))
         return bodies
+
+    def _back_off(self, book: EntityLedger, record_id: str, part: Part) -> None:
+        """Once per record and run, by the policy of its first part that is owed again: a
+        record with two parts not ready is not backed off twice as long, and one whose
+        first part failed (say, retried next run) is not held back by a later part's wait."""
+        if record_id in self.run.backed_off:
+            return
+        self.run.backed_off.add(record_id)
+        book.retry_later(record_id, self.now, first=part.retry_first, cap=part.retry_cap)
 
     # ---------------------------------------------------------------- deletions
     def _check_deletions(self, listing: Listing, book: EntityLedger, ledger: Ledger) -> None:
