@@ -378,3 +378,19 @@ def test_a_refused_call_gives_back_what_its_fetch_reserved(sim, pipeline):
     refused = [r.path.rsplit("/", 1)[1] for r in per_item(sim) if r.status == 429]
     assert refused and sorted(given_back) == sorted(refused)
     assert len(rows(pipeline, "item_bodies")) == 4
+
+
+def test_a_listing_refused_for_a_scope_is_skipped_not_reported_as_cut_short(sim, pipeline):
+    class Forbidden(Listing):
+        def pages(self) -> Iterator[list]:
+            raise ScopeError("this plan may not list items")
+            yield []  # pragma: no cover
+
+    report = new_report("toy_forbidden")
+    client = ApiClient(sim.base_url, BearerAuth(TOKEN), report, HttpSettings())
+    entity = Entity(name="items", table="items", key=lambda i: str(i["id"]), version=lambda i: "1")
+    engine = Engine(entity, lambda book: Forbidden(), client=client, report=report, now=lambda: datetime.now(UTC))
+    source = dlt.source(name="toy_forbidden")(lambda: entity_resources(engine, [TableSpec("items")], report))
+    pipeline.run(source())
+    assert "this plan may not list items" in report.skipped["items"]
+    assert "items" not in report.waiting and report.warnings == []

@@ -233,6 +233,7 @@ class RunState:
     disabled: set[str] = field(default_factory=set)  # parts refused (scope) this run
     groups_seen: set[str] = field(default_factory=set)
     backed_off: set[str] = field(default_factory=set)  # records given a back-off this run
+    skipped: bool = False  # the listing was refused (scope, plan): its tables are skipped
 
 
 class Engine:
@@ -371,6 +372,7 @@ class Engine:
         except RateLimitError as exc:  # our budget, or a wait too long: the listing is cut
             self.stop(exc.message)
         except ScopeError as exc:
+            self.run.skipped = True
             tables = [t for t in [entity.table, *(t for p in entity.parts for t in p.tables)] if t]
             why = (f"the token lacks the '{exc.scope}' scope" if getattr(exc, "scope", None)
                    else f"the credential may not list {entity.name}: {exc.message}")
@@ -599,7 +601,7 @@ class Engine:
         owed = sum(1 for _, parts in book.owed() if set(parts) & wanted_parts)
         waiting = sum(1 for rid in book.ids() if (book.get(rid) or {}).get("waiting"))
         notes = []
-        if not self.run.listing_complete:
+        if not self.run.listing_complete and not self.run.skipped:  # a skip says why itself
             notes.append("the listing was cut short; the next run reads on")
         if owed:
             notes.append(f"{owed} {self.entity.name} owe details "
