@@ -212,7 +212,8 @@ def test_renamed_conversation_is_updated_and_deleted_one_marked_at_the_sweep(tmp
     sim.clear_log()
     load(pipeline, sim, sweep_interval_hours=24, ai_recheck_days=0)
     assert per_item_requests(sim) == []  # the sweep reads list pages only
-    assert loaded(pipeline) == {"conversations": 1}
+    # the renamed row, and the deleted one written back whole with its mark (in the run itself)
+    assert loaded(pipeline) == {"conversations": 2}
     by_id = {r["id"]: r for r in rows(pipeline, "conversations")}
     assert by_id[renamed.id]["title"] == "Renamed · Переименовано"
     assert by_id[deleted.id]["deleted_at"] is not None
@@ -369,7 +370,8 @@ def test_cancelled_calendar_event_is_marked_and_a_moved_one_updated(tmp_path, st
     del sim.events[gone["id"]]
     moved["summary"] = "Moved"
     load(pipeline, sim, calendar_days_back=30, calendar_days_ahead=400)
-    assert loaded(pipeline).get("calendar_events") == 1
+    # the moved event, and the cancelled one written back whole with its mark (in the run itself)
+    assert loaded(pipeline).get("calendar_events") == 2
     by_id = {r["id"]: r for r in rows(pipeline, "calendar_events")}
     assert by_id[gone["id"]]["deleted_at"] is not None
     assert by_id[moved["id"]]["summary"] == "Moved"
