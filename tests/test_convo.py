@@ -194,6 +194,49 @@ def test_conversation_still_recording_or_transcribing_gets_its_transcript_once_r
     assert_matches_sim(pipeline, sim)
 
 
+def test_a_per_item_table_selected_alone_loads_alone_and_costs_only_its_calls(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=12, tier="professional", seed=26)
+    pipeline = pipeline_for(tmp_path)
+    source = convo(**sim.source_config(), page_size=7, http=FAST).with_resources("transcript_segments")
+    run_strict(pipeline, source)
+    assert set(loaded(pipeline)) == {"transcript_segments"}
+    assert {r.path.rsplit("/", 1)[1] for r in per_item_requests(sim)} == {"transcript"}
+    assert len(per_item_requests(sim)) == len(sim.visible())  # one request per conversation
+    assert {r.path for r in sim.requests()} - {r.path for r in per_item_requests(sim)} == {
+        "/api/v1/user/profile", "/api/v1/conversations"}  # no calendar, no webhooks
+    assert len(rows(pipeline, "transcript_segments")) == len(expected_segments(sim))
+    # everything next: the rows the first run did not load, and no transcript fetched again
+    sim.clear_log()
+    load(pipeline, sim)
+    assert "transcript_segments" not in loaded(pipeline)
+    assert not sim.requests(pattern="/transcript$")
+    assert_matches_sim(pipeline, sim)
+
+
+def test_a_sweep_cut_short_resumes_at_its_offset_and_marks_only_what_is_gone(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=40, tier="professional", seed=27)
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim, page_size=5)
+    gone = [c.id for c in sim.visible()[30:32]]
+    for cid in gone:
+        sim.delete(cid)
+    sim.advance(hours=25)
+    load(pipeline, sim, page_size=5, http={**FAST, "max_requests": 8})  # the sweep is cut
+    report = get_report("convo")
+    assert "stopped at offset" in report.waiting["conversations (list)"]
+    cursor = pipeline.state["sources"]["convo"]["ledger"]["conversations"]["cursor"]["listing"]
+    assert cursor["kind"] == "sweep" and cursor["offset"] > 0
+    assert all(r["deleted_at"] is None for r in rows(pipeline, "conversations"))
+    sim.clear_log()
+    load(pipeline, sim, page_size=5)
+    full = [int(r.query["offset"]) for r in sim.requests(pattern="/conversations$") if "since" not in r.query]
+    assert min(full) == max(0, cursor["offset"] - 10)  # resumed, a little before where it stopped
+    marked = {r["id"] for r in rows(pipeline, "conversations") if r["deleted_at"] is not None}
+    assert marked == set(gone)  # not the ones the cut sweep saw before it stopped
+    assert {r["id"] for r in rows(pipeline, "conversations") if r["deleted_at"] is None} == {
+        c.id for c in sim.visible()}
+
+
 # ------------------------------------------------------------------------------ changes
 
 

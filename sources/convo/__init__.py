@@ -140,7 +140,8 @@ def convo(
         account.ready()
         calls.start(dlt.current.source_state(), account.now, account.ai_generations.get("remaining"))
         return ConversationListing(book, client, report, now=account.now, start_date=start,
-                                   sweep_interval_hours=sweep_hours, page_size=int(page_size))
+                                   sweep_interval_hours=sweep_hours, page_size=int(page_size),
+                                   loads_rows="conversations" in conversations.selected)
 
     def conversations_done() -> None:
         book = Ledger(dlt.current.source_state()).entity("conversations")

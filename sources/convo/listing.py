@@ -45,15 +45,18 @@ class ConversationListing(Listing):
     """The `since` listing of one run, then the full listing when one is due or under way."""
 
     def __init__(self, book: EntityLedger, client: ApiClient, report: RunReport, *, now: datetime,
-                 start_date: datetime | None, sweep_interval_hours: float, page_size: int) -> None:
+                 start_date: datetime | None, sweep_interval_hours: float, page_size: int,
+                 loads_rows: bool = True) -> None:
         self.book, self.client, self.report, self.now = book, client, report, now
         self.start_date, self.page_size = start_date, page_size
         self.newest = read_instant(book.cursor.get("newest"))
         self.resumed: dict | None = book.cursor.get("listing")
         # the first listing is a sweep too: it knows no records, so it marks none, and a
-        # resumed one leaves out what it saw before
+        # resumed one leaves out what it saw before. So is a run that loads the rows when
+        # earlier runs listed conversations without them (only a per-item table selected).
         self.sweep = self.newest is None or self.resumed is not None or \
-            book.sweep_due(sweep_interval_hours, now)
+            book.sweep_due(sweep_interval_hours, now) or \
+            (loads_rows and any("version" not in (book.get(rid) or {}) for rid in book.ids()))
         self.kind = (self.resumed or {}).get("kind") or ("sweep" if len(book) else "first listing")
         self.seen_before = set((self.resumed or {}).get("seen") or [])
         self.offset = int((self.resumed or {}).get("offset") or 0)
