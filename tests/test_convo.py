@@ -270,6 +270,19 @@ def test_renamed_conversation_is_updated_and_deleted_one_marked_at_the_sweep(tmp
     assert_matches_sim(pipeline, sim)
 
 
+def test_a_conversation_whose_transcript_answers_404_is_marked_without_waiting_for_a_sweep(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=12, tier="professional", seed=29)
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim, http={**FAST, "max_requests": 8})  # a few transcripts only: the rest owed
+    loaded_ids = {r["meeting_id"] for r in rows(pipeline, "transcript_segments")}
+    owed = [c.id for c in sim.visible() if c.id not in loaded_ids]
+    assert owed and loaded_ids
+    sim.delete(owed[-1])
+    load(pipeline, sim)  # no sweep due: the `since` listing does not show it, its owed transcript is asked
+    assert [r.status for r in sim.requests(pattern=f"/{owed[-1]}/transcript$")] == [404]
+    assert {r["id"] for r in rows(pipeline, "conversations") if r["deleted_at"] is not None} == {owed[-1]}
+
+
 def test_sweep_that_lists_nothing_marks_nothing(tmp_path, start_sim):
     sim = start_sim(ConvoSimulator, conversations=8, tier="professional", seed=8)
     pipeline = pipeline_for(tmp_path)

@@ -337,7 +337,8 @@ def toy_parts(base_url: str, token: str, make_parts: Any, ordered: bool = False,
                     parts=parts, ordered=ordered)
     engine = Engine(entity, lambda book: FullList(client), client=client, report=report,
                     now=lambda: datetime.now(UTC))
-    specs = [TableSpec("items", hints={"primary_key": "id", "write_disposition": MERGE})]
+    specs = [TableSpec("items", hints={"primary_key": "id", "write_disposition": MERGE,
+                                       "columns": deleted_at_column()})]
     specs += [TableSpec(t, part=p.name, shape=lambda f: [{"item_id": f.work.record_id}],
                         hints={"primary_key": "item_id", "write_disposition": MERGE}) for p in parts for t in p.tables]
     return entity_resources(engine, specs, report)
@@ -394,3 +395,17 @@ def test_a_listing_refused_for_a_scope_is_skipped_not_reported_as_cut_short(sim,
     pipeline.run(source())
     assert "this plan may not list items" in report.skipped["items"]
     assert "items" not in report.waiting and report.warnings == []
+
+
+def test_a_record_found_deleted_in_the_run_that_listed_it_is_marked(sim, pipeline):
+    gone = "it020"  # new in the second run: listed, then deleted before its detail call
+    parts = lambda c: (Part("detail", ("item_bodies",), not_found=NotFound.DELETED,  # noqa: E731
+                            fetch=lambda w: c.get(f"items/{'nope' if w.record_id == gone else w.record_id}").body),)
+    pipeline.run(toy_parts(**sim.source_config(), make_parts=parts))
+    sim.add(20)
+    pipeline.run(toy_parts(**sim.source_config(), make_parts=parts))
+    assert gone in {r["id"] for r in rows(pipeline, "items")}  # its row loaded in that run
+    del sim.items[gone]
+    pipeline.run(toy_parts(**sim.source_config(), make_parts=parts))
+    marked = {r["id"] for r in rows(pipeline, "items") if r["deleted_at"] is not None}
+    assert marked == {gone}

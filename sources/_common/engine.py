@@ -218,6 +218,9 @@ class FetchedBatch:
 @dataclass
 class Marks:
     table: str
+    # records whose rows this run yields: their stored rows are not the ones loading now,
+    # so their marks are handed over by the next run, when these rows are stored
+    later: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------------- the run
@@ -234,6 +237,7 @@ class RunState:
     groups_seen: set[str] = field(default_factory=set)
     backed_off: set[str] = field(default_factory=set)  # records given a back-off this run
     skipped: bool = False  # the listing was refused (scope, plan): its tables are skipped
+    rows_yielded: set[str] = field(default_factory=set)  # records whose list rows this run loads
 
 
 class Engine:
@@ -339,7 +343,7 @@ class Engine:
             ledger.prune_marks(self.now)
         marks_table = self.entity.marks_table
         if marks_table and marks_table in selected and ledger.marks(marks_table):
-            yield Marks(marks_table)
+            yield Marks(marks_table, frozenset(self.run.rows_yielded))
         self._report_left(book, wanted_parts, listing)
         if self.after is not None:
             self.after()
@@ -403,6 +407,7 @@ class Engine:
             row = shape_or_none(self.report, entity.table, record_id, entity.row, item)
             if row is not None:
                 rows.append({**row, "deleted_at": None} if record_id in marks else row)
+                self.run.rows_yielded.add(record_id)
         part_versions = {}
         for name in parts:
             part = next((p for p in entity.parts if p.name == name), None)
@@ -644,7 +649,7 @@ def _table_transformer(feed: Any, spec: TableSpec, entity: Entity, report: RunRe
     def rows_of(batch: Any) -> Iterator[Any]:
         if isinstance(batch, Marks):
             if batch.table == spec.name:
-                yield from _marked(spec.name, entity.key_column)
+                yield from _marked(spec.name, entity.key_column, batch.later)
             return
         if spec.part is None:
             if isinstance(batch, ListedRows) and batch.rows:
@@ -665,10 +670,13 @@ def _table_transformer(feed: Any, spec: TableSpec, entity: Entity, report: RunRe
     return dlt.transformer(rows_of, data_from=feed, name=spec.name, **spec.hints)
 
 
-def _marked(table: str, key: str) -> Iterator[Any]:
-    """The stored rows of the marked records, with `deleted_at` set; marks then owed no more."""
+def _marked(table: str, key: str, later: frozenset[str] = frozenset()) -> Iterator[Any]:
+    """The stored rows of the marked records, with `deleted_at` set; marks then owed no more
+    (but those of `later`)."""
     ledger = Ledger(dlt.current.source_state())
-    marks = ledger.marks(table)
+    marks = {record_id: at for record_id, at in ledger.marks(table).items() if record_id not in later}
+    if not marks:
+        return
     rows = marked_rows(dlt.current.pipeline(), table, key, marks)
     if rows is None:
         return  # the destination could not be read: the marks stay owed for the next run
