@@ -146,9 +146,9 @@ class Account:
         self._apply_hold()
 
     def _apply_hold(self) -> None:
-        held = {"calendar_events": 1, "webhooks": 1 if self.webhooks_allowed else 0}
-        self.client.min_remaining = self.reserve + sum(
-            n for name, n in held.items() if name not in self._released)
+        held = [name for name in HELD_BACK if name not in self._released
+                and (name != "webhooks" or self.webhooks_allowed)]
+        self.client.min_remaining = self.reserve + len(held)
 
     # ---------------------------------------------------------------- counting
     def _count_own_requests(self, source_state: dict) -> None:

@@ -38,8 +38,8 @@ INSIGHT_KINDS = ("keypoints", "feedback")
 CHILD_BATCH = 100  # conversations whose transcripts/insights are yielded together
 CALENDAR_CURSOR_OVERLAP = timedelta(seconds=1)  # the next `timeMin` is an answer's last start less this
 
-# what one request a run holds back for each cheap listing until it runs, so a long
-# backfill of per-conversation calls cannot starve it (webhooks only where the plan has them)
+# the cheap listings a run holds one request back for until they run, so a long backfill
+# of per-conversation calls cannot starve them (webhooks only where the plan has them)
 HELD_BACK = ("calendar_events", "webhooks")
 
 # source state keys (beside the engine's `ledger`)
