@@ -86,16 +86,16 @@ def test_full_load_equals_the_simulators_data_for_two_organizations(tmp_path, st
                  s["organization_id"]) for s in got] == \
             [(i, s["speaker"], s["start_time"], s["end_time"], s["text"], m.org_id)
              for i, s in enumerate(sim.served_segments(m))]
-    totals = {r["meeting_id"]: r for r in t["transcripts"]}
+    totals = {int(r["meeting_id"]): r for r in t["transcripts"]}
     assert set(totals) == {m.id for m in ready}
     withheld = {m.id: sum(s["confidential"] for s in m.segments) for m in ready}
     assert {k: (v["total_segments"], v["withheld_segments"]) for k, v in totals.items()} == \
         {m.id: (len(m.segments), withheld[m.id]) for m in ready}
     assert any(withheld.values()), "the simulator should hide some confidential segments"
     # summaries of completed meetings; participants of every meeting
-    assert {r["meeting_id"] for r in t["summaries"]} == {m.id for m in visible if sim.summary_ready(m)}
+    assert {r["meeting_id"] for r in t["summaries"]} == {str(m.id) for m in visible if sim.summary_ready(m)}
     assert [(r["meeting_id"], r["participant_index"], r.get("email"), r["name"]) for r in t["participants"]] == \
-        sorted([(m.id, i, p.get("email"), p["name"]) for m in visible for i, p in enumerate(m.participants)],
+        sorted([(str(m.id), i, p.get("email"), p["name"]) for m in visible for i, p in enumerate(m.participants)],
                key=lambda r: (str(r[0]), str(r[1])))
     assert {(r["id"], r["organization_id"]) for r in t["topics"]} == \
         {(topic["id"], org) for org, topics in sim.topics.items() for topic in topics}
@@ -143,7 +143,7 @@ def test_meetings_whose_transcript_or_summary_completes_between_runs_arrive_comp
     assert {m.old_build for m in waiting} == {True, False}
     assert len(waiting) >= 3
     have = {r["meeting_id"] for r in rows(p, "transcripts")}
-    assert not have & {m.id for m in waiting}
+    assert not have & {str(m.id) for m in waiting}
     for m in waiting:
         sim.complete(m.id)
     fresh = sim.add_meeting(1, state="processing")  # a new meeting, still being transcribed
@@ -152,8 +152,8 @@ def test_meetings_whose_transcript_or_summary_completes_between_runs_arrive_comp
 
     ids = {m.id for m in waiting}
     assert {int(r.path.split("/")[5]) for r in sim.requests("GET", PER_ITEM)} == ids | {fresh.id}
-    assert ids <= {r["meeting_id"] for r in rows(p, "transcripts")}
-    assert ids <= {r["meeting_id"] for r in rows(p, "summaries") if r["summary"]}
+    assert {str(i) for i in ids} <= {r["meeting_id"] for r in rows(p, "transcripts")}
+    assert {str(i) for i in ids} <= {r["meeting_id"] for r in rows(p, "summaries") if r["summary"]}
     for m in waiting:
         got = rows(p, "transcript_segments", where=f"meeting_id = '{m.id}'", order_by="segment_index")
         assert [s["text"] for s in got] == [s["text"] for s in sim.served_segments(m)]
@@ -168,7 +168,7 @@ def test_meetings_whose_transcript_or_summary_completes_between_runs_arrive_comp
     assert {r.path for r in sim.requests("GET", PER_ITEM)} == \
         {f"/api/v1/external/meeting/{fresh.id}/{part}"
          for part in ("", "participants/", "transcript/", "summary/", "summary-with-video/")}
-    assert rows(p, "transcripts", "meeting_id", where=f"meeting_id = {fresh.id}") == [{"meeting_id": fresh.id}]
+    assert rows(p, "transcripts", "meeting_id", where=f"meeting_id = '{fresh.id}'") == [{"meeting_id": str(fresh.id)}]
 
 
 def test_unfinished_meetings_older_than_the_day_cursor_are_rechecked_when_due(tmp_path, start_sim):
@@ -187,7 +187,8 @@ def test_unfinished_meetings_older_than_the_day_cursor_are_rechecked_when_due(tm
     run_strict(p, source(sim, sweep_interval_hours=1000))  # no sweep: only the day cursor
     ids = ", ".join(str(m.id) for m in upcoming)
     assert rows(p, "meetings", "status", where=f"id in ({ids})") == [{"status": "past"}] * len(upcoming)
-    assert len(rows(p, "transcripts", where=f"meeting_id in ({ids})")) == len(upcoming)
+    texts = ", ".join(f"'{m.id}'" for m in upcoming)
+    assert len(rows(p, "transcripts", where=f"meeting_id in ({texts})")) == len(upcoming)
     filters = [r.query for r in sim.requests("GET", r"/meeting/$") if r.query.get("page") in (None, "1")]
     assert any("start_after" in q for q in filters), "unfinished meetings are found by their start day"
     assert all({"created_after", "start_after"} & set(q) for q in filters), "no unbounded listing between sweeps"
@@ -197,7 +198,7 @@ def test_legacy_and_markdown_summaries_both_read_as_text(tmp_path, start_sim):
     sim = start_sim(MeemoSimulator, organizations=1, meetings=3, legacy=2, seed=7)
     p = pipeline(tmp_path)
     run_strict(p, source(sim))
-    got = {r["meeting_id"]: r for r in rows(p, "summaries")}
+    got = {int(r["meeting_id"]): r for r in rows(p, "summaries")}
     legacy = [m for m in sim.visible() if isinstance(m.summary, dict) and sim.summary_ready(m)]
     markdown = [m for m in sim.visible() if isinstance(m.summary, str) and sim.summary_ready(m)]
     assert legacy and markdown
@@ -229,7 +230,7 @@ def test_recordings_load_only_when_asked_and_new_signed_urls_change_nothing(tmp_
     assert "recordings" not in table_names(p) and not sim.requests("GET", r"/recording/$")
     run_strict(p, source(sim, include_recordings=True))
     with_recording = [m for m in sim.visible() if m.has_recording and (m.stages["recording"] or {}).get("status") == "completed"]
-    assert {r["meeting_id"] for r in rows(p, "recordings")} == {m.id for m in with_recording}
+    assert {r["meeting_id"] for r in rows(p, "recordings")} == {str(m.id) for m in with_recording}
     assert loaded(p) == {"recordings": len(with_recording)}  # nothing else looked changed
     before = {r["meeting_id"]: r["recording_url"] for r in rows(p, "recordings")}
     # the vendor re-processes one recording: it is fetched again once complete, with new URLs

@@ -57,15 +57,15 @@ def test_meetings_with_and_without_stage_objects_load_every_transcript_and_summa
     assert all("transcription" not in sim.detail(m) and "organization_id" not in sim.list_item(m) for m in old)
     # every transcript the simulator holds, segment by segment, for both builds
     done = [m for m in visible if expects_transcript(sim, m)]
-    assert {m.id for m in old if sim.served_segments(m)} <= {m.id for m in done}
+    assert {str(m.id) for m in old if sim.served_segments(m)} <= {str(m.id) for m in done}
     got = {r["meeting_id"] for r in rows(p, "transcripts")}
-    assert got == {m.id for m in done}
+    assert got == {str(m.id) for m in done}
     for m in done:
         assert [(s["segment_index"], s["speaker"], s["start_seconds"], s["text"], s["organization_id"])
                 for s in segments_of(p, m.id)] == \
             [(i, s["speaker"], s["start_time"], s["text"], m.org_id) for i, s in enumerate(sim.served_segments(m))]
     # every summary, with what summary-with-video adds, never its signed URLs
-    summaries = {r["meeting_id"]: r for r in rows(p, "summaries")}
+    summaries = {int(r["meeting_id"]): r for r in rows(p, "summaries")}
     assert set(summaries) == {m.id for m in visible if sim.summary_ready(m)}
     assert {m.id for m in old if sim.summary_ready(m)} <= set(summaries)
     for mid, row in summaries.items():
@@ -97,7 +97,7 @@ def test_an_empty_transcript_without_stage_objects_is_fetched_again_later_and_ar
     transcript = rf"/meeting/{waiting.id}/transcript/$"
     run_strict(p, source(sim, **keep_cursor))
     assert len(sim.requests("GET", transcript)) == 1  # asked once: it answers an empty list
-    assert rows(p, "transcripts", where=f"meeting_id = {waiting.id}") == []
+    assert rows(p, "transcripts", where=f"meeting_id = '{waiting.id}'") == []
     assert pending(p, waiting.id)  # not dropped: nothing is in yet
     sim.clear_log()
     run_strict(p, source(sim, **keep_cursor))  # right after: not due again yet
@@ -115,8 +115,8 @@ def test_an_empty_transcript_without_stage_objects_is_fetched_again_later_and_ar
     sim.clear_log()
     run_strict(p, source(sim, **keep_cursor))
     assert any("start_after" in r.query for r in sim.requests("GET", r"/meeting/$"))
-    assert rows(p, "summaries", "meeting_id, summary", where=f"meeting_id = {waiting.id}") == \
-        [{"meeting_id": waiting.id, "summary": waiting.summary}]
+    assert rows(p, "summaries", "meeting_id, summary", where=f"meeting_id = '{waiting.id}'") == \
+        [{"meeting_id": str(waiting.id), "summary": waiting.summary}]
     assert not pending(p, waiting.id)
     assert not transcript_rechecked(p, waiting.id)
 
@@ -296,7 +296,7 @@ def test_bad_records_never_fail_a_run_and_are_kept_or_named(tmp_path, start_sim)
     assert meetings[int(bad["bad_timestamp"])]["start_time__raw"] == "2026-13-45T25:61:00Z"
     assert meetings[int(bad["empty_timestamp"])]["created_at__raw"] == ""
     # their summaries too: keywords sent as JSON text, notes as a list
-    summaries = {r["meeting_id"]: r for r in rows(p, "summaries")}
+    summaries = {int(r["meeting_id"]): r for r in rows(p, "summaries")}
     assert orjson.loads(summaries[int(bad["number_as_string"])]["keywords"]) == \
         sim.meetings[int(bad["number_as_string"])].summary_keywords
     assert orjson.loads(summaries[int(bad["type_change"])]["notes"]) == ["Follow up with finance", "Send the deck"]
@@ -306,7 +306,7 @@ def test_bad_records_never_fail_a_run_and_are_kept_or_named(tmp_path, start_sim)
     # the good records still load completely
     visible = sim.visible()
     assert set(meetings) == {m.id for m in visible}
-    assert {r["meeting_id"] for r in rows(p, "transcripts")} == {m.id for m in visible if expects_transcript(sim, m)}
+    assert {r["meeting_id"] for r in rows(p, "transcripts")} == {str(m.id) for m in visible if expects_transcript(sim, m)}
     # a second run neither fails nor loads them again
     again = run_source("meemo", pipeline=p, **config)
     assert again.ok and again.rows == {}

@@ -22,11 +22,11 @@ READS = {
                  "status": TEXT, "summary_complete": BOOLEAN, "recording__status": TEXT, "transcription__status": TEXT,
                  "summarization__status": TEXT, "language": TEXT, "host__id": BIGINT,
                  "keywords": JSON, "deleted_at": TIMESTAMPTZ},
-    "participants": {"meeting_id": BIGINT, "participant_index": BIGINT, "id": BIGINT,
+    "participants": {"meeting_id": TEXT, "participant_index": BIGINT, "id": BIGINT,
                      "name": TEXT, "email": TEXT},
     "transcript_segments": {"meeting_id": TEXT, "segment_index": BIGINT, "speaker": TEXT,
                             "start_seconds": DOUBLE, "end_seconds": DOUBLE, "text": TEXT},
-    "summaries": {"meeting_id": BIGINT, "summary": TEXT},
+    "summaries": {"meeting_id": TEXT, "summary": TEXT},
 }
 
 SELECTS = {
@@ -58,7 +58,7 @@ SELECTS = {
                     WHEN p.id IS NULL THEN 'guest'
                     ELSE 'participant' END AS role
         FROM participants AS p
-        LEFT JOIN meetings AS m ON m.id = p.meeting_id
+        LEFT JOIN meetings AS m ON CAST(m.id AS TEXT) = p.meeting_id
         WHERE m.deleted_at IS NULL
     """,
     "transcript_segments": """
@@ -74,7 +74,7 @@ SELECTS = {
     "summaries": """
         SELECT CAST(s.meeting_id AS TEXT) AS meeting_id, s.summary AS summary
         FROM summaries AS s
-        LEFT JOIN meetings AS m ON m.id = s.meeting_id
+        LEFT JOIN meetings AS m ON CAST(m.id AS TEXT) = s.meeting_id
         WHERE m.deleted_at IS NULL
     """,
     "topics": """

@@ -20,7 +20,9 @@ ORG = "The organization the row belongs to."
 COLUMNS = {
     "organizations": {"id": "The organization's id."},
     "meetings": {
-        "id": "The meeting's id (an integer).", "organization_id": ORG, "title": "The meeting's title.",
+        "id": "The meeting's id (an integer).",
+        "meeting_id": "The meeting's id as text, as `meeting_id` holds it in every table that refers to it.",
+        "organization_id": ORG, "title": "The meeting's title.",
         "start_time": "When it started (for bot meetings: when the bot joined), UTC.",
         "end_time": "When it ended (null until it ends), UTC.",
         "duration_seconds": "`end_time − start_time` in seconds (null while running).",

@@ -260,6 +260,8 @@ def meeting_row(item: dict | None, detail: dict, organization_id: int, problems:
     some details lack: then the host's name). A stage that is null or absent is left out, so
     its typed `<stage>__status` columns stay null instead of adding an untyped one."""
     row = {**(item or {}), **detail, "organization_id": organization_id}
+    if row.get("id") is not None:
+        row["meeting_id"] = str(row["id"])  # the key as text, as every child table holds it
     host = read_dict(row.get("host"))
     if is_blank(row.get("host_name")) and host and isinstance(host.get("name"), str):
         row["host_name"] = host["name"]
@@ -314,7 +316,7 @@ def render_legacy_summary(value: Any, depth: int = 2) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def summary_row(meeting_id: int, organization_id: int, body: dict, problems: Problems,
+def summary_row(meeting_id: int | str, organization_id: int, body: dict, problems: Problems,
                 video: dict | None = None) -> dict[str, Any]:
     """A `summaries` row: `summary` is always text when there is one (Markdown as served,
     or the legacy object rendered as Markdown); `summary_json` keeps the legacy object.
@@ -327,7 +329,7 @@ def summary_row(meeting_id: int, organization_id: int, body: dict, problems: Pro
     else:
         text, kind, original = render_legacy_summary(raw), "legacy_json", raw
     row = {k: v for k, v in body.items() if k != "summary"}
-    row = {**row, "meeting_id": meeting_id, "organization_id": organization_id,
+    row = {**row, "meeting_id": str(meeting_id), "organization_id": organization_id,
            "summary": text, "summary_format": kind, "summary_json": original}
     if video is not None:
         row.update(video_fields(video, text))
@@ -363,7 +365,7 @@ def video_fields(body: dict, summary: str | None) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- per-meeting rows
-def transcript_rows(meeting_id: int, organization_id: int, body: dict,
+def transcript_rows(meeting_id: int | str, organization_id: int, body: dict,
                     report: RunReport | None = None) -> tuple[list[dict], dict]:
     """Canonical segments in the API's order and indices as served, plus the `transcripts` row.
 
@@ -385,19 +387,19 @@ def transcript_rows(meeting_id: int, organization_id: int, body: dict,
                      "end_seconds": s.get("end_time"), "text": s.get("text"),
                      "organization_id": organization_id})
     total = read_int(body.get("total_segments"))
-    summary = {"meeting_id": meeting_id, "organization_id": organization_id, "title": body.get("title"),
+    summary = {"meeting_id": str(meeting_id), "organization_id": organization_id, "title": body.get("title"),
                "total_segments": total, "served_segments": len(served),
                "withheld_segments": max(0, total - len(served)) if total is not None else None}
     return rows, summary
 
 
-def participant_rows(meeting_id: int, organization_id: int, body: dict) -> list[dict]:
-    return [{**p, "meeting_id": meeting_id, "participant_index": i, "organization_id": organization_id}
+def participant_rows(meeting_id: int | str, organization_id: int, body: dict) -> list[dict]:
+    return [{**p, "meeting_id": str(meeting_id), "participant_index": i, "organization_id": organization_id}
             for i, p in enumerate(body.get("participants") or []) if isinstance(p, dict)]
 
 
-def recording_row(meeting_id: int, organization_id: int, body: dict) -> dict:
-    return {**body, "meeting_id": meeting_id, "organization_id": organization_id}
+def recording_row(meeting_id: int | str, organization_id: int, body: dict) -> dict:
+    return {**body, "meeting_id": str(meeting_id), "organization_id": organization_id}
 
 
 def recording_hash(row: dict) -> str:

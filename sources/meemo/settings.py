@@ -59,7 +59,7 @@ MARKED_TABLES = frozenset({"organizations", "meetings", "topics", "webhooks", "u
 STAGE_COLUMNS = {f"{stage}__{part}": "text" for stage in ("recording", "transcription", "summarization")
                  for part in ("status", "description")}
 COLUMN_TYPES: dict[str, dict[str, str]] = {
-    "meetings": {"title": "text", "start_time": "timestamp", "end_time": "timestamp",
+    "meetings": {"meeting_id": "text", "title": "text", "start_time": "timestamp", "end_time": "timestamp",
                  "created_at": "timestamp", "status": "text", "summary_complete": "bool",
                  "host_name": "text", "organization_id": "bigint", "location": "text",
                  "language": "text", "participant_count": "bigint", "duration_seconds": "double",
