@@ -493,19 +493,28 @@ class Engine:
         return out
 
     def _relist(self, work: Work, name: str, body: Any, book: EntityLedger) -> tuple[Ready, str]:
-        """A body of the lookup part is the record itself: booked like a listed item (its
-        list row queued when its version moved). READY with the version the body is for;
-        NONE when that version was done already, or owes no such part (still waiting)."""
-        rows: list[dict] = []
-        versions: list[tuple] = []
-        load_rows = self.entity.table in self.selected
-        self._see(body, book, {}, load_rows, self.wanted_parts, rows, versions, [], again=True)
-        if not versions or versions[0][0] != work.record_id:
-            return Ready.READY, work.parts[name]  # not readable as the record: loaded as fetched
-        self._pages.append((rows, versions))
-        stands_for = versions[0][3].get(name)
-        if stands_for is None:
-            return Ready.NONE, work.parts[name]
+        """A body of the lookup part is the record itself. A record this run did not list is
+        booked from it like a listed item (its list row queued when its version moved).
+        READY with the version the body is for; NONE when that version was done already, or
+        owes no such part (still waiting)."""
+        if work.item is None:
+            rows: list[dict] = []
+            versions: list[tuple] = []
+            load_rows = self.entity.table in self.selected
+            self._see(body, book, {}, load_rows, self.wanted_parts, rows, versions, [], again=True)
+            if not versions or versions[0][0] != work.record_id:
+                return Ready.READY, work.parts[name]  # not readable as the record: loaded as fetched
+            self._pages.append((rows, versions))
+            stands_for = versions[0][3].get(name)
+            if stands_for is None:
+                return Ready.NONE, work.parts[name]
+        else:  # listed, and booked by the listing: only which version the body is for
+            part = self.entity.part(name)
+            stands_for = shape_or_none(self.report, part.tables[0] if part.tables else name, work.record_id,
+                                       part.version, body) if part.version else work.parts[name]
+            if stands_for is None:
+                return Ready.READY, work.parts[name]
+            stands_for = str(stands_for)
         done = ((book.get(work.record_id) or {}).get("done") or {}).get(name)
         return (Ready.NONE if done == stands_for else Ready.READY), stands_for
 
@@ -586,7 +595,9 @@ class Engine:
                     verdict = shape_or_none(self.report, part.tables[0] if part.tables else name,
                                             work.record_id, part.judge, work, value) or Ready.NONE
                 if verdict is Ready.READY and name == self.entity.lookup:
-                    verdict, version = self._relist(work, name, value, book)
+                    owed, (verdict, version) = version, self._relist(work, name, value, book)
+                    if version != owed:  # the body answers what was owed, for the version it is for
+                        settled.append((work.record_id, name, owed))
                 if verdict is Ready.READY:
                     bodies[name] = value
                     settled.append((work.record_id, name, version))
