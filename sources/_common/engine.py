@@ -147,8 +147,9 @@ class Entity:
     ordered: bool = False  # list everything first, then fetch by part priority, newest first
     batch: int = DEFAULT_BATCH
     # the part that asks for one known record by id, where the API has such a call: its body
-    # is the record as listed plus its details, and books it like a listed item (version,
-    # day, waiting, what it owes; a body for a version already done loads nothing). Records
+    # is the record as listed plus its details, so a record this run did not list is booked
+    # from it like a listed item (version, day, waiting, what it owes), and a body for a
+    # version already done loads nothing. Records
     # still waiting that this run's listing did not show are asked for with it; on a complete
     # sweep, so are the known records it no longer lists, and the part's 404
     # (`NotFound.DELETED`) confirms each deletion instead of the list alone. A complete
