@@ -32,8 +32,9 @@ from sources._common.engine import (
     action_for,
     chained_resources,
     entity_resources,
+    tolerate,
 )
-from sources._common.errors import QuotaExhausted, ScopeError
+from sources._common.errors import NotFoundError, QuotaExhausted, ScopeError
 from sources._common.http import ApiClient, HttpSettings
 from sources._common.ledger import Ledger
 from sources._common.paginators import PageNumberPaginator
@@ -130,15 +131,22 @@ class ToySimulator(Simulator):
 
 
 class FullList(Listing):
-    """Every page, every run: each run is a sweep (unless told otherwise)."""
+    """Every page, every run: each run is a sweep. With `hide`, the ids it leaves out (and
+    no sweep, unless `sweep` says otherwise); with `reach`, the only groups whose owed parts
+    it fetches."""
 
-    def __init__(self, client: ApiClient, sweep: bool = True) -> None:
-        self.client, self.sweep = client, sweep
+    def __init__(self, client: ApiClient, hide: tuple = (), reach: tuple | None = None,
+                 sweep: bool | None = None) -> None:
+        self.client, self.hide, self.reach = client, set(hide), reach
+        self.sweep = not hide if sweep is None else sweep
 
     def pages(self) -> Iterator[list]:
         paginator = PageNumberPaginator(page_size=5, size_param="size", total_pages_path="meta.total_pages")
         for page in self.client.paginate("items", paginator=paginator, items_path="items"):
-            yield page.items
+            yield [i for i in page.items if i.get("id") not in self.hide]
+
+    def reaches(self, record_id: str, entry: dict) -> bool:
+        return self.reach is None or entry.get("group") in self.reach
 
 
 def classify(answer: Any) -> Any:
@@ -157,20 +165,26 @@ def toy_client(base_url: str, token: str, max_requests: int | None = None) -> tu
                      classify_error=classify), report
 
 
-def item_entity(client: ApiClient, *, lookup: bool = False, **options: Any) -> Entity:
+def item_entity(client: ApiClient, *, stable_notes: bool = False, rearm_notes: bool = False,
+                digest_notes: bool = False, retry_now: bool = False, lookup: bool = False,
+                **options: Any) -> Entity:
     """Items: the detail call answers the item itself plus its body, so it may be the lookup."""
     return Entity(
         name="items", table="items",
         key=lambda i: str(i["id"]) if i.get("id") else None,
         version=lambda i: str(i["updated_at"]),
         day=lambda i: str(i["created_at"])[:10],
+        group=lambda i: f"g{int(i['id'][2:]) % 2}",
         wants=lambda i: ((("detail", "notes") if i.get("status") == "done" else ()), i.get("status") != "done"),
         parts=(
             Part("detail", ("item_bodies",), fetch=lambda w: client.get(f"items/{w.record_id}").body,
                  not_found=NotFound.DELETED),
             Part("notes", ("notes",), fetch=lambda w: client.get(f"items/{w.record_id}/notes").body,
                  not_found=NotFound.NOT_READY,
-                 judge=lambda w, body: Ready.READY if body.get("notes") else Ready.NOT_READY),
+                 judge=lambda w, body: Ready.READY if body.get("notes") else Ready.NOT_READY,
+                 version=(lambda i: "v1") if stable_notes else None, rearm=rearm_notes,
+                 digest=(lambda body: str(body["notes"])) if digest_notes else None,
+                 retry_first=timedelta(0) if retry_now else timedelta(minutes=30)),
         ),
         lookup="detail" if lookup else None, **options,
     )
@@ -184,17 +198,18 @@ def item_tables() -> list[TableSpec]:
                   shape=lambda f: [{"item_id": f.work.record_id, "body": f.bodies["detail"]["body"]}],
                   hints={"primary_key": "item_id", "write_disposition": MERGE}),
         TableSpec("notes", part="notes",
-                  shape=lambda f: [{"item_id": f.work.record_id, "note": n} for n in f.bodies["notes"]["notes"]],
+                  shape=lambda f: [{"item_id": f.work.record_id, "note": n, "grp": f.work.group}
+                                   for n in f.bodies["notes"]["notes"]],
                   hints={"primary_key": "item_id", "write_disposition": MERGE}),
     ]
 
 
 @dlt.source(name="toy")
-def toy(base_url: str, token: str, max_requests: int | None = None, lookup: bool = False,
-        sweep: bool = True) -> Any:
+def toy(base_url: str, token: str, max_requests: int | None = None, *, hide: tuple = (),
+        reach: tuple | None = None, sweep: bool | None = None, **options: Any) -> Any:
     client, report = toy_client(base_url, token, max_requests)
-    engine = Engine(item_entity(client, lookup=lookup), lambda book: FullList(client, sweep), client=client,
-                    report=report, now=lambda: datetime.now(UTC))
+    engine = Engine(item_entity(client, **options), lambda book: FullList(client, hide, reach, sweep),
+                    client=client, report=report, now=lambda: datetime.now(UTC))
     return entity_resources(engine, item_tables(), report)
 
 
@@ -354,6 +369,62 @@ def test_a_record_without_an_id_is_named_and_the_rest_loads(sim, pipeline):
     bad = get_report("toy").bad_records
     assert [b for b in bad if b.table == "items" and not b.loaded and "no id" in b.record_id]
     assert len(rows(pipeline, "items")) == 12
+
+
+def test_tolerate_lets_only_the_named_actions_pass(sim):
+    report = new_report("toy-tolerate")
+    with ApiClient(sim.base_url, BearerAuth(TOKEN), report, HttpSettings(max_retries=0)) as client:
+        with tolerate(Action.NOT_FOUND) as missing:
+            client.get("items/nope")
+        assert missing.action is Action.NOT_FOUND and isinstance(missing.error, NotFoundError)
+        with tolerate(Action.NOT_FOUND) as fine:
+            body = client.get("items/it001").body
+        assert fine.error is None and fine.action is None and body["id"] == "it001"
+        sim.forbid_notes = True
+        with pytest.raises(ScopeError), tolerate(Action.NOT_FOUND):
+            client.get("items/it001/notes")
+    with pytest.raises(RuntimeError), tolerate(*Action):  # a bug is never tolerated
+        raise RuntimeError("a bug")
+
+
+def test_a_part_whose_body_did_not_change_loads_nothing(sim, pipeline):
+    pipeline.run(toy(**sim.source_config(), digest_notes=True))
+    sim.touch("it003", title="Renamed")
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config(), digest_notes=True))
+    assert {r.path for r in per_item(sim)} == {"/items/it003", "/items/it003/notes"}
+    assert loaded(pipeline) == {"items": 1, "items__tags": 2, "item_bodies": 1}  # the notes are the same
+    sim.items["it003"]["title"] = "Renamed again"
+    sim.touch("it003")
+    pipeline.run(toy(**sim.source_config()))  # without a digest the same notes load again
+    assert loaded(pipeline) == {"items": 1, "items__tags": 2, "item_bodies": 1, "notes": 1}
+
+
+@pytest.mark.parametrize("rearm", [True, False])
+def test_a_rearmed_part_is_fetched_again_once_its_stage_ran_again(sim, pipeline, rearm):
+    config = {**sim.source_config(), "stable_notes": True, "rearm_notes": rearm}
+    pipeline.run(toy(**config))
+    sim.touch("it003", status="processing")  # the vendor runs it again: no notes wanted now
+    pipeline.run(toy(**config))
+    sim.touch("it003", status="done")
+    sim.clear_log()
+    pipeline.run(toy(**config))
+    notes = [r.path for r in per_item(sim) if r.path.endswith("/notes")]
+    assert notes == (["/items/it003/notes"] if rearm else [])  # the same part version ("v1") each time
+
+
+def test_owed_parts_are_fetched_only_where_the_listing_reaches_with_their_group(sim, pipeline):
+    sim.notes_ready -= {"it004", "it005"}
+    pipeline.run(toy(**sim.source_config(), retry_now=True))
+    sim.notes_ready |= {"it004", "it005"}
+    sim.clear_log()
+    # both are owed from the last run and not listed now: the backlog, for group g0 only
+    pipeline.run(toy(**sim.source_config(), retry_now=True, hide=("it004", "it005"), reach=("g0",)))
+    assert [r.path for r in per_item(sim)] == ["/items/it004/notes"]
+    assert [(r["item_id"], r["grp"]) for r in rows(pipeline, "notes") if r["item_id"] in ("it004", "it005")] == \
+        [("it004", "g0")]
+    book = Ledger(pipeline.state["sources"]["toy"]).entity("items")
+    assert set(book.get("it005")["owed"]) == {"notes"}  # still owed, for a run that reaches it
 
 
 # ---------------------------------------------------------------------- lookups by id

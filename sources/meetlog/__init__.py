@@ -15,9 +15,9 @@ from .._common.engine import (
     Engine,
     SnapshotListing,
     TableSpec,
-    action_for,
     chained_resources,
     entity_resources,
+    tolerate,
 )
 from .._common.errors import ConfigError, MeetingEltError
 from .._common.http import ApiClient
@@ -181,15 +181,15 @@ def check(api_token: str | list[str] | None = dlt.secrets.value, base_url: str =
         with ApiClient(api_root(base_url or DEFAULT_BASE_URL), auth, report, unpaced,
                        classify_error=classify_error) as client:
             for path, scope in SCOPES.items():
-                try:
+                # what an error means is the engine's table; a refused scope is an answer here
+                with tolerate(Action.ABORT, Action.SKIP, Action.STOP, Action.NOT_FOUND, Action.RETRY) as failed:
                     client.get(path, {"page": 1, "page_size": 1})
-                except MeetingEltError as exc:  # what it means is the engine's table
-                    action = action_for(exc)
-                    if action is Action.SKIP:
-                        lacking[scope].append(position)
-                        continue
-                    kind = type(exc) if action is Action.ABORT else MeetingEltError
-                    raise kind(f"token {position} of {len(tokens)}: {exc.message}", status=exc.status) from None
+                if failed.action is Action.SKIP:
+                    lacking[scope].append(position)
+                elif failed.error is not None:  # named by position, never by the token
+                    kind = type(failed.error) if failed.action is Action.ABORT else MeetingEltError
+                    raise kind(f"token {position} of {len(tokens)}: {failed.error.message}",
+                               status=failed.error.status) from None
     access: dict[str, str | None] = {}
     for scope, tables in SCOPE_TABLES.items():
         if len(lacking[scope]) == len(tokens):

@@ -36,7 +36,7 @@ from .._common.ledger import Ledger
 from .._common.records import describe, read_instant, read_text
 from .._common.report import RunReport
 from .._common.state import row_hash
-from .helpers import read_created, read_status, record_id, tidy, version
+from .helpers import read_status, record_id, tidy, version
 from .settings import (
     COMPLETED,
     DETAIL_BATCH,
@@ -71,7 +71,7 @@ def listed_entity(path: str, client: ApiClient, *, parent_of: Callable[[dict], s
     return Entity(
         name=path, table=path, key=record_id,
         version=lambda item: version(item, fields),
-        day=lambda item: (at.isoformat() if (at := read_created(item.get("created_at"))) else None),
+        day=lambda item: (at.isoformat() if (at := read_instant(item.get("created_at"))) else None),
         wants=lambda item: (["detail"], read_status(item.get("status")) in PROCESSING_STATUSES),
         row=lambda item: None,  # the row is the part `detail`
         parts=(Part("detail", (path,), fetch=_detail(client, path), not_found=NotFound.DELETED,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -70,13 +68,6 @@ def scope_of_request(request: httpx.Request) -> str | None:
 
 
 record_id = id_of("id")  # a record's id as text; None for a non-object or a blank id
-_read_created = lru_cache(maxsize=16384)(read_instant)
-
-
-def read_created(value: Any) -> datetime | None:
-    """A listed `created_at` as an instant (None: unreadable). Cached: each record's is read
-    by the listing, its ledger day and its row, and pendulum's parser is slow."""
-    return _read_created(value) if isinstance(value, str) else read_instant(value)
 
 
 def version(record: dict[str, Any], detail_fields: Iterable[str]) -> str:
@@ -111,7 +102,7 @@ def created_at_problem(item: dict[str, Any]) -> str | None:
     value = item.get("created_at")
     if value is None:
         return f"created_at is {'null' if 'created_at' in item else 'missing'}: it cannot mark where a run stops"
-    if read_created(value) is None:
+    if read_instant(value) is None:
         problems = Problems()
         problems.note("created_at", value)
         return problems.text()

@@ -28,7 +28,7 @@ from .._common.ledger import EntityLedger
 from .._common.paginators import PageNumberPaginator
 from .._common.records import read_instant
 from .._common.report import RunReport
-from .helpers import created_at_problem, read_created, record_id
+from .helpers import created_at_problem, record_id
 
 BOUNDARY = "boundary"
 
@@ -65,7 +65,7 @@ class NewestFirstListing(Listing):
         rid = record_id(item)
         if rid is None:
             return None  # the engine names it
-        created = read_created(item.get("created_at"))  # type: ignore[union-attr]
+        created = read_instant(item.get("created_at"))  # type: ignore[union-attr]
         if created is None:
             self.report.bad_record(self.path, rid, created_at_problem(item) or "created_at", loaded=True)
         self.read.setdefault(rid, created)
