@@ -223,6 +223,7 @@ class Listing:
     sweep: bool = False  # a complete listing of the whole range: deletions may be checked
     stable: bool = True  # set False when the list moved while it was paged
     timed: bool = True  # sweeps come every `sweep_interval_hours`: remember when one ended
+    stopped: str | None = None  # why the run stopped, when it did (set before `finished`)
 
     def pages(self) -> Iterator[list]:
         raise NotImplementedError
@@ -414,6 +415,7 @@ class Engine:
         yield from drain()
         if self.run.listing_complete and listing.sweep:
             self._check_deletions(listing, book, ledger)
+        listing.stopped = self.run.stopped
         listing.finished(self.run.listing_complete)
         if self.run.listing_complete and listing.sweep and listing.timed:
             book.swept(self.now)
