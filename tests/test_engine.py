@@ -2,8 +2,10 @@
 
 The toy API has a paged list of items (each with a `tags` list, so the table has a child
 table), a detail call per item, and a `notes` call that answers 404 until the vendor has
-made the notes. Sources are built from `Entity`, `Listing` and `TableSpec` exactly as the
-real ones are.
+made the notes; and a list of groups, whose detail lists the items in the group. Items may
+be hidden from the list while they still answer by id (a list that moved while it was
+paged). Sources are built from `Entity`, `Listing` and `TableSpec` exactly as the real
+ones are.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from sources._common.engine import (
     Part,
     Ready,
     TableSpec,
+    Work,
     action_for,
+    chained_resources,
     entity_resources,
     tolerate,
 )
@@ -48,17 +52,22 @@ class ToySimulator(Simulator):
     def __init__(self, items: int = 12, **kw: Any) -> None:
         super().__init__(**kw)
         self.items: dict[str, dict] = {}
+        self.hidden: set[str] = set()  # not listed, yet answering by id
+        self.groups: dict[str, dict] = {}
         self.notes_ready: set[str] = set()
         self.forbid_notes = False
         self.quota: int | None = None  # per-item calls allowed before 429 "quota"
         for i in range(items):
             self.add(i)
 
-    def add(self, i: int, status: str = "done") -> dict:
+    def add(self, i: int, status: str = "done", group: str | None = None) -> dict:
         at = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(hours=i)
         item = {"id": f"it{i:03d}", "title": f"Item {i}", "status": status,
                 "created_at": at.isoformat(), "updated_at": at.isoformat(),
                 "tags": [f"t{i}", f"u{i}"], "meta": {"score": i / 10}}
+        if group is not None:
+            item["group_id"] = group
+            self.groups.setdefault(group, {"id": group, "name": f"Group {group}"})
         self.items[item["id"]] = item
         self.notes_ready.add(item["id"])
         return item
@@ -85,7 +94,8 @@ class ToySimulator(Simulator):
     @route("GET", "/items")
     def list_items(self, request: Request) -> Any:
         page, size = int(request.query.get("page", 1)), int(request.query.get("size", 5))
-        ordered = sorted(self.items.values(), key=lambda i: i["created_at"], reverse=True)
+        ordered = sorted((i for i in self.items.values() if i.get("id") not in self.hidden),
+                         key=lambda i: i["created_at"], reverse=True)
         chunk = ordered[(page - 1) * size: page * size]
         pages = max(1, -(-len(ordered) // size))
         return {"items": chunk, "meta": {"total_pages": pages}}
@@ -97,6 +107,17 @@ class ToySimulator(Simulator):
             raise HttpError(404, "not found")
         self._spend()
         return {**item, "body": f"the text of {item['id']}"}
+
+    @route("GET", "/groups")
+    def list_groups(self, request: Request) -> Any:
+        return {"groups": sorted(self.groups.values(), key=lambda g: g["id"])}
+
+    @route("GET", r"/groups/(?P<id>[^/]+)")
+    def group(self, request: Request) -> Any:
+        group = self.groups.get(request.params["id"])
+        if group is None:
+            raise HttpError(404, "not found")
+        return {**group, "items": sorted(i["id"] for i in self.items.values() if i.get("group_id") == group["id"])}
 
     @route("GET", r"/items/(?P<id>[^/]+)/notes")
     def notes(self, request: Request) -> Any:
@@ -111,13 +132,13 @@ class ToySimulator(Simulator):
 
 class FullList(Listing):
     """Every page, every run: each run is a sweep. With `hide`, the ids it leaves out (and
-    no sweep); with `reach`, the only groups whose owed parts it fetches."""
+    no sweep, unless `sweep` says otherwise); with `reach`, the only groups whose owed parts
+    it fetches."""
 
-    sweep = True
-
-    def __init__(self, client: ApiClient, hide: tuple = (), reach: tuple | None = None) -> None:
+    def __init__(self, client: ApiClient, hide: tuple = (), reach: tuple | None = None,
+                 sweep: bool | None = None) -> None:
         self.client, self.hide, self.reach = client, set(hide), reach
-        self.sweep = not hide
+        self.sweep = not hide if sweep is None else sweep
 
     def pages(self) -> Iterator[list]:
         paginator = PageNumberPaginator(page_size=5, size_param="size", total_pages_path="meta.total_pages")
@@ -136,16 +157,19 @@ def classify(answer: Any) -> Any:
     return None
 
 
-@dlt.source(name="toy")
-def toy(base_url: str, token: str, max_requests: int | None = None, *, stable_notes: bool = False,
-        rearm_notes: bool = False, digest_notes: bool = False, retry_now: bool = False,
-        hide: tuple = (), reach: tuple | None = None) -> Any:
+def toy_client(base_url: str, token: str, max_requests: int | None = None) -> tuple[ApiClient, Any]:
     report = new_report("toy")
-    client = ApiClient(base_url, BearerAuth(token), report,
-                       HttpSettings(max_requests=max_requests, concurrency=3, max_retries=1,
-                                    backoff_initial_seconds=0.01, backoff_max_seconds=0.02),
-                       classify_error=classify)
-    entity = Entity(
+    return ApiClient(base_url, BearerAuth(token), report,
+                     HttpSettings(max_requests=max_requests, concurrency=3, max_retries=1,
+                                  backoff_initial_seconds=0.01, backoff_max_seconds=0.02),
+                     classify_error=classify), report
+
+
+def item_entity(client: ApiClient, *, stable_notes: bool = False, rearm_notes: bool = False,
+                digest_notes: bool = False, retry_now: bool = False, lookup: bool = False,
+                **options: Any) -> Entity:
+    """Items: the detail call answers the item itself plus its body, so it may be the lookup."""
+    return Entity(
         name="items", table="items",
         key=lambda i: str(i["id"]) if i.get("id") else None,
         version=lambda i: str(i["updated_at"]),
@@ -162,10 +186,12 @@ def toy(base_url: str, token: str, max_requests: int | None = None, *, stable_no
                  digest=(lambda body: str(body["notes"])) if digest_notes else None,
                  retry_first=timedelta(0) if retry_now else timedelta(minutes=30)),
         ),
+        lookup="detail" if lookup else None, **options,
     )
-    engine = Engine(entity, lambda book: FullList(client, hide, reach), client=client, report=report,
-                    now=lambda: datetime.now(UTC))
-    return entity_resources(engine, [
+
+
+def item_tables() -> list[TableSpec]:
+    return [
         TableSpec("items", hints={"primary_key": "id", "write_disposition": MERGE,
                                   "columns": deleted_at_column()}),
         TableSpec("item_bodies", part="detail",
@@ -175,7 +201,16 @@ def toy(base_url: str, token: str, max_requests: int | None = None, *, stable_no
                   shape=lambda f: [{"item_id": f.work.record_id, "note": n, "grp": f.work.group}
                                    for n in f.bodies["notes"]["notes"]],
                   hints={"primary_key": "item_id", "write_disposition": MERGE}),
-    ], report)
+    ]
+
+
+@dlt.source(name="toy")
+def toy(base_url: str, token: str, max_requests: int | None = None, *, hide: tuple = (),
+        reach: tuple | None = None, sweep: bool | None = None, **options: Any) -> Any:
+    client, report = toy_client(base_url, token, max_requests)
+    engine = Engine(item_entity(client, **options), lambda book: FullList(client, hide, reach, sweep),
+                    client=client, report=report, now=lambda: datetime.now(UTC))
+    return entity_resources(engine, item_tables(), report)
 
 
 @pytest.fixture
@@ -478,3 +513,148 @@ def test_a_record_found_deleted_in_the_run_that_listed_it_is_marked(sim, pipelin
     pipeline.run(toy_parts(**sim.source_config(), make_parts=parts))
     marked = {r["id"] for r in rows(pipeline, "items") if r["deleted_at"] is not None}
     assert marked == {gone}
+
+
+# ---------------------------------------------------------------------- lookups by id
+def test_a_lookup_confirms_a_deletion_by_its_404_and_books_what_the_list_only_missed(sim, pipeline):
+    pipeline.run(toy(**sim.source_config(), lookup=True))
+    sim.hidden.add("it003")  # the list moved while it was paged: not listed, yet there
+    sim.touch("it003", title="Renamed while unlisted")
+    del sim.items["it005"]
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config(), lookup=True))
+    after = {r["id"]: r for r in rows(pipeline, "items")}
+    assert {i for i, r in after.items() if r["deleted_at"] is not None} == {"it005"}
+    assert after["it003"]["title"] == "Renamed while unlisted"  # booked from its own answer
+    assert sorted(r.path for r in per_item(sim)) == ["/items/it003", "/items/it005"]
+    book = Ledger(pipeline.state["sources"]["toy"]).entity("items")
+    assert book.get("it003")["version"] == sim.items["it003"]["updated_at"]
+    assert set(book.get("it003")["owed"]) == {"notes"}  # what its new version owes, from the backlog
+    assert "it005" not in book
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config(), lookup=True))
+    # each sweep asks again for what it does not list, with what else the record owes
+    assert [r.path for r in per_item(sim)] == ["/items/it003", "/items/it003/notes"]
+    assert loaded(pipeline) == {"notes": 1}  # its detail is unchanged: nothing to load
+
+
+def test_without_a_lookup_a_sweep_marks_what_it_does_not_list(sim, pipeline):
+    pipeline.run(toy(**sim.source_config()))
+    sim.hidden.add("it003")
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config()))
+    assert per_item(sim) == []
+    assert [r["id"] for r in rows(pipeline, "items") if r["deleted_at"] is not None] == ["it003"]
+
+
+def test_a_waiting_record_the_listing_does_not_show_is_asked_for_by_id(sim, pipeline):
+    sim.add(20, status="processing")
+    sim.add(21, status="processing")
+    pipeline.run(toy(**sim.source_config(), lookup=True))
+    sim.hidden.update({"it020", "it021"})
+    sim.touch("it020", status="done")  # it021 stays processing
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config(), lookup=True, sweep=False))
+    assert sorted(r.path for r in per_item(sim)) == ["/items/it020", "/items/it021"]
+    assert loaded(pipeline) == {"items": 1, "items__tags": 2, "item_bodies": 1}  # it021: nothing new
+    assert {r["id"]: r["status"] for r in rows(pipeline, "items")}["it020"] == "done"
+    book = Ledger(pipeline.state["sources"]["toy"]).entity("items")
+    assert "waiting" not in book.get("it020") and set(book.get("it020")["owed"]) == {"notes"}
+    assert book.get("it021")["waiting"]
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config(), lookup=True, sweep=False))
+    # it020 is done waiting: only what it owes; it021 is asked for while it waits
+    assert sorted(r.path for r in per_item(sim)) == ["/items/it020/notes", "/items/it021"]
+    assert loaded(pipeline) == {"notes": 1}
+
+
+def test_a_listing_that_shows_nothing_asks_for_no_known_record(sim, pipeline):
+    sim.add(20, status="processing")
+    pipeline.run(toy(**sim.source_config(), lookup=True))
+    sim.hidden.update(sim.items)
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config(), lookup=True))
+    from sources._common.report import get_report
+    assert per_item(sim) == []
+    assert all(r["deleted_at"] is None for r in rows(pipeline, "items"))
+    assert any("listed nothing" in w for w in get_report("toy").warnings)
+
+
+# ---------------------------------------------------------------------- chained entities
+class GroupList(Listing):
+    """The groups, whole, every run."""
+
+    sweep, timed = True, False
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    def pages(self) -> Iterator[list]:
+        yield self.client.get("groups").body["groups"]
+
+
+def refetch_members(ids: set[str]) -> None:
+    book = Ledger(dlt.current.source_state()).entity("groups")
+    for group_id in ids:
+        book.refetch(group_id, "members")
+
+
+@dlt.source(name="toy")
+def toy_groups(base_url: str, token: str) -> Any:
+    """Items, then the groups they belong to, in one feed: an item added to or deleted from a
+    group makes the group's member list owed again, in the same run."""
+    client, report = toy_client(base_url, token)
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    items = Engine(item_entity(client, parent=lambda i: i.get("group_id"), parent_changed=refetch_members),
+                   lambda book: FullList(client), client=client, report=report, now=now)
+
+    def members(work: Work) -> Any:
+        return client.get(f"groups/{work.record_id}").body
+
+    groups = Engine(Entity(name="groups", table="groups", key=lambda g: g.get("id"), version=lambda g: g["name"],
+                           wants=lambda g: (["members"], False),
+                           parts=(Part("members", ("group_items",), fetch=members, not_found=NotFound.DELETED),)),
+                    lambda book: GroupList(client), client=client, report=report, now=now)
+    return chained_resources("toy_feed", [
+        (items, item_tables()),
+        (groups, [TableSpec("groups", hints={"primary_key": "id", "write_disposition": MERGE}),
+                  TableSpec("group_items", part="members", hints={
+                      "primary_key": ["group_id", "item_id"], "merge_key": "group_id", "write_disposition": MERGE},
+                      shape=lambda f: [{"group_id": f.work.record_id, "item_id": i}
+                                       for i in f.bodies["members"]["items"]])]),
+    ], report)
+
+
+def members(pipeline: dlt.Pipeline) -> set[tuple]:
+    return {(r["group_id"], r["item_id"]) for r in rows(pipeline, "group_items")}
+
+
+def expected_members(sim: ToySimulator) -> set[tuple]:
+    return {(i["group_id"], i["id"]) for i in sim.items.values() if i.get("group_id")}
+
+
+def test_chained_entities_run_in_order_and_a_child_added_or_deleted_refetches_its_parent(
+        start_sim, pipeline, tmp_path):
+    sim = start_sim(ToySimulator, items=0)
+    for i in range(6):
+        sim.add(i, group="g1" if i < 3 else "g2")
+    pipeline.run(toy_groups(**sim.source_config()))
+    assert members(pipeline) == expected_members(sim) and len(rows(pipeline, "items")) == 6
+    assert len(rows(pipeline, "notes")) == 6 and {r["id"] for r in rows(pipeline, "groups")} == {"g1", "g2"}
+    sim.add(6, group="g1")
+    sim.clear_log()
+    pipeline.run(toy_groups(**sim.source_config()))
+    assert members(pipeline) == expected_members(sim)
+    assert [r.path for r in sim.requests(pattern="^/groups/")] == ["/groups/g1"]  # only the one that changed
+    del sim.items["it004"]
+    sim.clear_log()
+    pipeline.run(toy_groups(**sim.source_config()))
+    assert members(pipeline) == expected_members(sim) and ("g2", "it004") not in members(pipeline)
+    assert [r.path for r in sim.requests(pattern="^/groups/")] == ["/groups/g2"]
+    # a table of the second entity alone: the first makes no call
+    alone = dlt.pipeline("engine_alone", destination=dlt.destinations.duckdb(str(tmp_path / "a.duckdb")),
+                         dataset_name="toy", pipelines_dir=str(tmp_path / "pa"))
+    sim.clear_log()
+    alone.run(toy_groups(**sim.source_config()).with_resources("group_items"))
+    assert loaded(alone) == {"group_items": len(expected_members(sim))}
+    assert not sim.requests(pattern="^/items") and len(sim.requests(pattern="^/groups")) == 3

@@ -110,6 +110,31 @@ def test_second_run_makes_only_list_requests_first_page_of_each(tmp_path, start_
     assert_matches_sim(pipeline, sim)
 
 
+def test_a_table_selected_alone_loads_alone_and_costs_only_its_own_calls(tmp_path, start_sim):
+    sim = start_sim(MeetlogSimulator, transcripts=20, projects=4, requests_per_minute=None)
+    pipeline = pipeline_for(tmp_path)
+    run_strict(pipeline, meetlog(**sim.source_config(), page_size=4, http=FAST).with_resources("project_transcripts"))
+    counts = pipeline.last_trace.last_normalize_info.row_counts
+    assert {t for t in counts if not t.startswith("_dlt")} == {"project_transcripts"}
+    assert {(r["project_id"], r["transcript_id"]) for r in rows(pipeline, "project_transcripts")} \
+        == sim.memberships()
+    # the projects list and one Get project each, nothing of the transcripts or reports
+    assert detail_paths(sim) == sorted(f"projects/{p.id}" for p in sim.live_projects())
+    assert {name for name, _ in list_pages(sim)} == {"projects"}
+    # then reports alone: their list and details, no transcript call
+    sim.clear_log()
+    run_strict(pipeline, meetlog(**sim.source_config(), page_size=4, http=FAST).with_resources("reports"))
+    assert {t for t in pipeline.last_trace.last_normalize_info.row_counts if not t.startswith("_dlt")} == {"reports"}
+    assert detail_paths(sim) == sorted(f"reports/{r.id}" for r in sim.live_reports())
+    assert {name for name, _ in list_pages(sim)} == {"reports"}
+    # then everything: the memberships and reports already loaded are not fetched again
+    sim.clear_log()
+    load(pipeline, sim)
+    completed = [t for t in sim.live_transcripts() if t.status == "completed"]
+    assert detail_paths(sim) == sorted(f"transcripts/{t.id}" for t in completed)
+    assert_matches_sim(pipeline, sim)
+
+
 def test_transcript_completed_between_runs_arrives_with_its_text(tmp_path, start_sim):
     sim = start_sim(MeetlogSimulator, transcripts=20, processing=2, requests_per_minute=None)
     pipeline = pipeline_for(tmp_path)

@@ -15,6 +15,8 @@ list no longer shows as deleted. A source supplies only what is its own:
 work, and one transformer per table, so `source.with_resources("transcript_segments")` (or a
 Dagster asset per table) loads just that table and still costs one request per item. The
 feed asks dlt which tables are selected and fetches only the parts they need.
+`chained_resources()` runs several entities in one feed, one after the other, where one's
+run changes what the next owes (a new report makes its transcript's detail stale).
 
 What an error means is decided here, once (`ERROR_ACTIONS`), never in a source.
 """
@@ -190,6 +192,21 @@ class Entity:
     # different priorities are fetched each in its turn: all transcripts, then all insights)
     ordered: bool = False
     batch: int = DEFAULT_BATCH
+    # the part that asks for one known record by id, where the API has such a call: its body
+    # is the record as listed plus its details, so a record this run did not list is booked
+    # from it like a listed item (version, day, waiting, what it owes), and a body for a
+    # version already done loads nothing. Records
+    # still waiting that this run's listing did not show are asked for with it; on a complete
+    # sweep, so are the known records it no longer lists, and the part's 404
+    # (`NotFound.DELETED`) confirms each deletion instead of the list alone. A complete
+    # listing that shows nothing while records are known asks for none of them, and fetches
+    # no backlog: a wrong account is likelier than everything deleted.
+    lookup: str | None = None
+    # the record of another entity this one hangs off (a report's transcript), kept in the
+    # ledger; `parent_changed(ids)` is told the parents that gained a record (once its page
+    # is handed over) or lost one (deleted) in this run
+    parent: Callable[[Any], str | None] = lambda item: None
+    parent_changed: Callable[[set[str]], None] | None = None
 
     @property
     def marks_table(self) -> str | None:
@@ -249,6 +266,7 @@ class SnapshotListing(Listing):
 @dataclass
 class ListedRows:
     rows: list[dict]
+    entity: str | None = None  # whose rows (a chained feed carries several entities)
 
 
 @dataclass
@@ -260,6 +278,7 @@ class Fetched:
 @dataclass
 class FetchedBatch:
     items: list[Fetched]
+    entity: str | None = None
 
 
 @dataclass
@@ -268,6 +287,7 @@ class Marks:
     # records whose rows this run yields: their stored rows are not the ones loading now,
     # so their marks are handed over by the next run, when these rows are stored
     later: frozenset[str] = frozenset()
+    entity: str | None = None
 
 
 # ---------------------------------------------------------------------- the run
@@ -301,6 +321,8 @@ class Engine:
         self.before = before  # runs first; False: nothing to do this run
         self.after = after  # runs last, once everything was yielded (e.g. to save a counter)
         self.selected: set[str] = set()  # the tables dlt loads this run (known once the feed runs)
+        self.wanted_parts: set[str] = set()  # the parts those tables need
+        self._pages: deque = deque()
         self.run = RunState()
         self._now: datetime | None = None
         self._halt = threading.Event()
@@ -348,13 +370,16 @@ class Engine:
         and per-item calls overlap and a run cut short has made progress on both. Each page's
         rows are yielded, and its versions written to the ledger, before any result of its
         work is settled; a part is settled in the ledger after its rows are yielded."""
+        entity = self.entity
+        if not {entity.table, entity.marks_table, *(t for p in entity.parts for t in p.tables)} & self._selected():
+            return  # none of its tables is loaded this run (an entity of a chained feed)
         if self.before is not None and not self.before():
             return
         ledger = Ledger(dlt.current.source_state())
         book = ledger.entity(self.entity.name)
         book.feeds(self._tables())
         selected = self.selected = self._selected()
-        wanted_parts = {p.name for p in self.entity.parts if set(p.tables) & selected}
+        wanted_parts = self.wanted_parts = {p.name for p in self.entity.parts if set(p.tables) & selected}
         load_rows = self.entity.table in selected
         try:
             listing = self.make_listing(book)
@@ -363,17 +388,19 @@ class Engine:
             self._report_left(book, wanted_parts, None)
             return
         pages: deque[tuple[list[dict], list[tuple]]] = deque()
+        self._pages = pages  # bodies of the lookup part queue their bookings here too
 
         def drain() -> Iterator[Any]:
             while pages:
                 rows, versions = pages.popleft()
                 if rows:
-                    yield ListedRows(rows)
+                    yield ListedRows(rows, self.entity.name)
                 self._record_versions(versions, book, ledger, load_rows)
 
         def work() -> Iterator[Work]:
             yield from self._list(listing, book, ledger, load_rows, wanted_parts, pages)
-            if not self.halted:
+            if not self.halted and not self._listed_nothing(book):
+                yield from self._lookups(listing, book, wanted_parts)
                 yield from self._backlog(book, wanted_parts, listing)
 
         if self.entity.ordered:  # everything listed first, then fetched by priority
@@ -396,16 +423,20 @@ class Engine:
             ledger.prune_marks(self.now)
         marks_table = self.entity.marks_table
         if marks_table and marks_table in selected and ledger.marks(marks_table):
-            yield Marks(marks_table, frozenset(self.run.rows_yielded))
+            yield Marks(marks_table, frozenset(self.run.rows_yielded), self.entity.name)
         self._report_left(book, wanted_parts, listing)
         if self.after is not None:
             self.after()
 
     def _record_versions(self, versions: list[tuple], book: EntityLedger, ledger: Ledger,
                          load_rows: bool) -> None:
-        for record_id, version, day, parts, waiting, group, rearm in versions:
+        added: set[str] = set()
+        for record_id, version, day, parts, waiting, group, rearm, parent in versions:
+            if parent is not None and record_id not in book:
+                added.add(parent)
             book.see(record_id, version, day, parts=parts, waiting=waiting, loaded=load_rows, group=group,
-                     forget=rearm)
+                     forget=rearm, parent=parent)
+        self._parents_changed(added)
         if self.entity.marks_table and load_rows:
             ledger.unmark(self.entity.marks_table, (v[0] for v in versions))  # listed: alive
 
@@ -418,7 +449,8 @@ class Engine:
         try:
             for page in listing.pages():
                 rows: list[dict] = []
-                versions: list[tuple[str, str, str | None, dict[str, str], bool, str | None, tuple]] = []
+                versions: list[tuple[str, str, str | None, dict[str, str], bool, str | None, tuple,
+                                     str | None]] = []
                 owed: list[Work] = []
                 for item in page:
                     seen = self._see(item, book, marks, load_rows, wanted_parts, rows, versions, owed)
@@ -438,14 +470,15 @@ class Engine:
                 self.report.skip(table, why)
 
     def _see(self, item: Any, book: EntityLedger, marks: dict[str, str], load_rows: bool,
-             wanted_parts: set[str], rows: list[dict], versions: list, work: list[Work]) -> str | None:
+             wanted_parts: set[str], rows: list[dict], versions: list, work: list[Work],
+             *, again: bool = False) -> str | None:
         entity = self.entity
         record_id = shape_or_none(self.report, entity.name, "(no id)", entity.key, item)
         if not record_id:
             self.report.bad_record(entity.table or entity.name, excerpt(item),
                                    "listed without a readable id", loaded=False)
             return None
-        if record_id in self.run.seen:
+        if record_id in self.run.seen and not again:
             return None  # listed twice: the list moved while it was paged
         version = shape_or_none(self.report, entity.table or entity.name, record_id, entity.version, item)
         if version is None:
@@ -473,7 +506,9 @@ class Engine:
         rearm = tuple(p.name for p in entity.parts if p.rearm and p.name not in parts) \
             if plan is not None else ()
         group = str(group) if group is not None else None
-        versions.append((record_id, version, day, part_versions, waiting, group, rearm))
+        parent = shape_or_none(self.report, entity.table or entity.name, record_id, entity.parent, item)
+        versions.append((record_id, version, day, part_versions, waiting, group, rearm,
+                         str(parent) if parent else None))
         done = entry.get("done") or {}
         owed = {p: v for p, v in part_versions.items() if p in wanted_parts and done.get(p) != v
                 and not book.covered(record_id, p, v, self._wanted_tables(p))}
@@ -496,6 +531,72 @@ class Engine:
             if parts and listing.reaches(record_id, entry):
                 out.append(Work(record_id, parts, None, entry.get("day"), entry.get("group")))
         return out
+
+    def _listed_nothing(self, book: EntityLedger) -> bool:
+        """An entity with a lookup whose complete listing showed nothing while records are
+        known: its per-item answers about them are not trusted this run."""
+        if self.entity.lookup is None or not self.run.listing_complete or self.run.seen or not len(book):
+            return False
+        self.report.warn(f"{self.entity.name}: the API listed nothing while {len(book)} are known: refusing "
+                         "to mark any as deleted or to ask for them (check the credential's account)")
+        return True
+
+    def _lookups(self, listing: Listing, book: EntityLedger, wanted_parts: set[str]) -> list[Work]:
+        """Known records the complete listing did not show, asked for by id (the entity's
+        lookup part, first, with what else they owe): those still waiting, and on a sweep
+        those it covers (a 404 confirms the deletion)."""
+        name = self.entity.lookup
+        if name is None or name not in wanted_parts or not self.run.listing_complete:
+            return []
+        sweep = listing.sweep
+        out = []
+        for record_id in list(book.ids()):
+            entry = book.get(record_id) or {}
+            if record_id in self.run.seen or record_id in self.run.submitted:
+                continue
+            if entry.get("check_at") and parse_instant(entry["check_at"]) > self.now:
+                continue  # backing off
+            group = entry.get("group")
+            listed_any = bool(self.run.seen) if group is None else group in self.run.groups_seen
+            if not listed_any or not listing.reaches(record_id, entry):
+                continue
+            if entry.get("waiting") or (sweep and listing.covers(record_id, entry)):
+                owed = {p: v for p, v in (entry.get("owed") or {}).items() if p in wanted_parts
+                        and not book.covered(record_id, p, v, self._wanted_tables(p))}
+                version = owed.pop(name, None) or (entry.get("done") or {}).get(name) or entry.get("version") or ""
+                self.run.submitted.add(record_id)
+                out.append(Work(record_id, {name: version, **owed}, None, entry.get("day"), group))
+        return out
+
+    def _relist(self, work: Work, name: str, body: Any, book: EntityLedger) -> tuple[Ready, str]:
+        """A body of the lookup part is the record itself. A record this run did not list is
+        booked from it like a listed item (its list row queued when its version moved).
+        READY with the version the body is for; NONE when that version was done already, or
+        owes no such part (still waiting)."""
+        if work.item is None:
+            rows: list[dict] = []
+            versions: list[tuple] = []
+            load_rows = self.entity.table in self.selected
+            self._see(body, book, {}, load_rows, self.wanted_parts, rows, versions, [], again=True)
+            if not versions or versions[0][0] != work.record_id:
+                return Ready.READY, work.parts[name]  # not readable as the record: loaded as fetched
+            self._pages.append((rows, versions))
+            stands_for = versions[0][3].get(name)
+            if stands_for is None:
+                return Ready.NONE, work.parts[name]
+        else:  # listed, and booked by the listing: only which version the body is for
+            part = self.entity.part(name)
+            stands_for = shape_or_none(self.report, part.tables[0] if part.tables else name, work.record_id,
+                                       part.version, body) if part.version else work.parts[name]
+            if stands_for is None:
+                return Ready.READY, work.parts[name]
+            stands_for = str(stands_for)
+        done = ((book.get(work.record_id) or {}).get("done") or {}).get(name)
+        return (Ready.NONE if done == stands_for else Ready.READY), stands_for
+
+    def _parents_changed(self, parents: set[str]) -> None:
+        if parents and self.entity.parent_changed is not None:
+            self.entity.parent_changed(parents)
 
     def _ordered(self, work: list[Work]) -> list[Work]:
         if not self.entity.ordered:
@@ -553,11 +654,11 @@ class Engine:
             if bodies:
                 batch.append(Fetched(w, bodies))
             if len(batch) >= self.entity.batch:
-                yield FetchedBatch(batch)
+                yield FetchedBatch(batch, self.entity.name)
                 self._apply(settled, book)
                 batch, settled = [], []
         if batch:
-            yield FetchedBatch(batch)
+            yield FetchedBatch(batch, self.entity.name)
         self._apply(settled, book)
 
     def _wanted_tables(self, part: str) -> set[str]:
@@ -582,6 +683,10 @@ class Engine:
                 if part.judge is not None:
                     verdict = shape_or_none(self.report, part.tables[0] if part.tables else name,
                                             work.record_id, part.judge, work, value) or Ready.NONE
+                if verdict is Ready.READY and name == self.entity.lookup:
+                    owed, (verdict, version) = version, self._relist(work, name, value, book)
+                    if version != owed:  # the body answers what was owed, for the version it is for
+                        settled.append((work.record_id, name, owed, None))
                 digest = None
                 if verdict is Ready.READY and part.digest is not None:
                     digest = shape_or_none(self.report, part.tables[0] if part.tables else name,
@@ -610,7 +715,8 @@ class Engine:
                 pass  # stays owed; `stop()` was called by the worker
             elif action is Action.NOT_FOUND:
                 if part.not_found is NotFound.DELETED:
-                    book.forget(work.record_id)
+                    gone = book.forget(work.record_id) or {}
+                    self._parents_changed({gone["parent"]} if gone.get("parent") else set())
                     if self.entity.marks_table:
                         ledger.mark_deleted(self.entity.marks_table, [work.record_id], self.now)
                     return {}
@@ -643,8 +749,8 @@ class Engine:
         """A complete, stable sweep: known records it did not show are deleted, unless it
         showed nothing at all (a wrong account is likelier than everything deleted)."""
         table = self.entity.marks_table
-        if not table:
-            return
+        if not table or self.entity.lookup in self.wanted_parts:
+            return  # nothing to mark, or each deletion is confirmed by a lookup (`_lookups`)
         if not listing.stable:
             self.report.warn(f"{self.entity.name}: the list moved while the sweep read it; "
                              "deletions are checked at the next sweep")
@@ -664,8 +770,10 @@ class Engine:
             gone |= known - self.run.seen
         if not gone:
             return
+        parents = set()
         for record_id in gone:
-            book.forget(record_id)
+            parents.add((book.forget(record_id) or {}).get("parent"))
+        self._parents_changed(parents - {None})
         new = ledger.mark_deleted(table, gone, self.now)
         if new:
             self.report.warn(f"{table}: {new} no longer listed by the vendor; marked with deleted_at")
@@ -703,19 +811,31 @@ class TableSpec:
 
 def entity_resources(engine: Engine, tables: Sequence[TableSpec], report: RunReport) -> list[Any]:
     """The feed (a resource that is not a table) and one transformer per table."""
-    entity = engine.entity
-    def feed_items() -> Iterator[Any]:
-        yield from engine.feed()
+    return chained_resources(f"{engine.entity.name}_feed", [(engine, tables)], report)
 
-    feed = dlt.resource(feed_items, name=f"{entity.name}_feed", selected=False)
+
+def chained_resources(name: str, runs: Sequence[tuple[Engine, Sequence[TableSpec]]],
+                      report: RunReport) -> list[Any]:
+    """One feed that runs several entities one after the other, and one transformer per
+    table: for entities where one's run changes what the next owes (reports before the
+    transcripts whose `report_ids` a new report makes stale). An entity none of whose
+    tables is selected makes no call."""
+    def feed_items() -> Iterator[Any]:
+        for engine, _ in runs:
+            yield from engine.feed()
+
+    feed = dlt.resource(feed_items, name=name, selected=False)
     out = [feed]
-    for spec in tables:
-        out.append(_table_transformer(feed, spec, entity, report))
+    for engine, tables in runs:
+        for spec in tables:
+            out.append(_table_transformer(feed, spec, engine.entity, report))
     return out
 
 
 def _table_transformer(feed: Any, spec: TableSpec, entity: Entity, report: RunReport) -> Any:
     def rows_of(batch: Any) -> Iterator[Any]:
+        if getattr(batch, "entity", None) not in (None, entity.name):
+            return  # another entity's batch (a chained feed)
         if isinstance(batch, Marks):
             if batch.table == spec.name:
                 yield from _marked(spec.name, entity.key_column, batch.later)

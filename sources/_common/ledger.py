@@ -12,6 +12,8 @@ the destination with the data it describes, and a fresh worker continues from it
                                      #   cursors and sweeps are computed on it
             "group": str,            # the account or organization it belongs to, where a
                                      #   source reads several: deletions are checked per group
+            "parent": str,           # the record of another entity it hangs off (a report's
+                                     #   transcript), told when this one is added or deleted
             "owed": {part: version}, # per-item calls still owed, each with the version of
                                      #   the record it must be fetched for
             "done": {part: version}, # the version each part was last fetched for
@@ -118,7 +120,7 @@ class EntityLedger:
     def see(self, record_id: str, version: str, day: str | None, *,
             parts: dict[str, str] | None = None, waiting: bool = False,
             loaded: bool = True, group: str | None = None,
-            forget: Iterable[str] = ()) -> dict[str, Any]:
+            forget: Iterable[str] = (), parent: str | None = None) -> dict[str, Any]:
         """Records what a listing showed. `parts` are the per-item calls this version needs,
         each with the version it must be fetched for: owed unless already done for it.
         `loaded` says the row itself was handed to dlt (a list row), so `version` is what
@@ -135,6 +137,8 @@ class EntityLedger:
             entry["day"] = day
         if group is not None:
             entry["group"] = group
+        if parent is not None:
+            entry["parent"] = parent
         if waiting:
             entry["waiting"] = True
         else:
@@ -187,6 +191,20 @@ class EntityLedger:
             entry.pop("owed", None)
             entry.pop("check_at", None)
             entry.pop("tries", None)
+
+    def refetch(self, record_id: str, part: str) -> bool:
+        """A part done that must be fetched again though the record's version did not move
+        (what it returns changed elsewhere, e.g. a report was added to a transcript): owed
+        again for the version it was done for. Nothing for a record unknown, still waiting
+        (its part comes once the vendor is done), or never fetched; True when now owed."""
+        entry = self.records.get(record_id)
+        if not entry or entry.get("waiting") or part not in entry.get("done", {}):
+            return False
+        entry.setdefault("owed", {})[part] = entry["done"].pop(part)
+        entry.get("partial", {}).pop(part, None)
+        entry.pop("check_at", None)
+        entry.pop("tries", None)
+        return True
 
     def drop_part(self, record_id: str, part: str) -> None:
         """A part that will never come (e.g. the scope is missing): owed no more."""

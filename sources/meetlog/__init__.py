@@ -2,38 +2,51 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import dlt
 from dlt.sources import DltResource
 
 from .._common.config import HttpConfiguration, http_settings
-from .._common.errors import AuthError, ConfigError, MeetingEltError, ScopeError
+from .._common.engine import (
+    Action,
+    Engine,
+    SnapshotListing,
+    TableSpec,
+    chained_resources,
+    entity_resources,
+    tolerate,
+)
+from .._common.errors import ConfigError, MeetingEltError
 from .._common.http import ApiClient
+from .._common.ledger import EntityLedger
 from .._common.report import RunReport, new_report
-from .._common.state import DELETED_AT_COLUMN, prune_tombstones
+from .._common.tables import MERGE, deleted_at_column
 from .._common.timeutil import parse_start_date, utc_now
 from .._common.token_pool import RotatingBearerAuth, parse_tokens
+from .entities import (
+    listed_entity,
+    listed_table,
+    member_rows,
+    project_entity,
+    transcript_of,
+    transcripts_refetch,
+)
 from .helpers import api_root, classify_error, scope_of_request
-from .projects import ProjectSync
+from .listing import NewestFirstListing, whole_list
 from .settings import (
     DEFAULT_BASE_URL,
     MEMBERSHIP_REMOVED,
     PACE_BURST,
     PACED_REQUESTS_PER_MINUTE,
     PAGE_SIZE_MAX,
-    REPORT_DETAIL_FIELDS,
     SCOPE_TABLES,
     SCOPES,
-    TRANSCRIPT_DETAIL_FIELDS,
 )
-from .sync import ListSync
 
 NAME = "meetlog"
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 # DuckDB loads parquet ~10x faster than insert statements; text and Markdown are the volume
 FILE_FORMAT = "parquet"
 
@@ -54,16 +67,16 @@ def transcript_columns() -> dict[str, Any]:
             "duration_seconds": {"data_type": "bigint", "nullable": True},
             "file_size_mb": {"data_type": "double", "nullable": True},
             "title": _text(), "status": _text(), "text": _text(), "summary": _text(),
-            **copy.deepcopy(DELETED_AT_COLUMN)}
+            **deleted_at_column()}
 
 
 def report_columns() -> dict[str, Any]:
     return {"created_at": _timestamp(), "is_auto_generated": {"data_type": "bool", "nullable": True},
-            "status": _text(), "content": _text(), **copy.deepcopy(DELETED_AT_COLUMN)}
+            "status": _text(), "content": _text(), **deleted_at_column()}
 
 
 def project_columns() -> dict[str, Any]:
-    return {"created_at": _timestamp(), "updated_at": _timestamp(), **copy.deepcopy(DELETED_AT_COLUMN)}
+    return {"created_at": _timestamp(), "updated_at": _timestamp(), **deleted_at_column()}
 
 
 def membership_columns() -> dict[str, Any]:
@@ -87,10 +100,9 @@ def make_client(api_token: Any, base_url: str | None, http: HttpConfiguration | 
                      classify_error=classify_error)
 
 
-def _skip(report: RunReport, exc: ScopeError, scope: str) -> None:
-    scope = exc.scope or scope
-    for table in SCOPE_TABLES.get(scope, []):
-        report.skip(table, f"no token has the '{scope}' scope ({exc.message})")
+def _hints(columns: dict[str, Any], key: Any = "id", **more: Any) -> dict[str, Any]:
+    return {"primary_key": key, "write_disposition": MERGE, "columns": columns, "file_format": FILE_FORMAT,
+            **more}
 
 
 @dlt.source(name=NAME)
@@ -122,53 +134,33 @@ def meetlog(
     client = make_client(api_token, base_url, http, report)
     now = utc_now()
 
-    def list_sync(table: str, state: dict, source_state: dict) -> ListSync:
-        return ListSync(
-            client, report, table=table, path=table, state=state.setdefault(table, {}),
-            source_state=source_state, now=now, start=start, sweep_interval_hours=sweep_interval_hours,
-            page_size=int(page_size),
-            detail_fields=TRANSCRIPT_DETAIL_FIELDS if table == "transcripts" else REPORT_DETAIL_FIELDS,
-            parent_key="transcription_id" if table == "reports" else None)
+    def newest_first(path: str) -> Any:
+        def listing(book: EntityLedger) -> NewestFirstListing:
+            return NewestFirstListing(book, client, report, path=path, start=start, page_size=int(page_size),
+                                      sweep_interval_hours=float(sweep_interval_hours), now=now)
 
-    @dlt.resource(name="transcripts", primary_key="id", write_disposition=MERGE)
-    def transcripts() -> Iterator[Any]:
-        """Reports first (a new report makes its transcript's `report_ids` stale), then transcripts."""
-        state, source_state = dlt.current.resource_state(), dlt.current.source_state()
-        prune_tombstones(source_state, now)
-        reports_sync = list_sync("reports", state, source_state)
-        try:
-            yield from reports_sync.run()
-        except ScopeError as exc:
-            _skip(report, exc, SCOPES["reports"])
-        transcripts_sync = list_sync("transcripts", state, source_state)
-        transcripts_sync.owe(reports_sync.new_parents)
-        try:
-            yield from transcripts_sync.run()
-        except ScopeError as exc:
-            _skip(report, exc, SCOPES["transcripts"])
+        return listing
 
-    # both tables are variants, so that neither inherits the other's column hints
-    transcripts.apply_hints(table_name="transcripts", primary_key="id", write_disposition=MERGE,
-                            columns=transcript_columns(), file_format=FILE_FORMAT, create_table_variant=True)
-    transcripts.apply_hints(table_name="reports", primary_key="id", write_disposition=MERGE,
-                            columns=report_columns(), file_format=FILE_FORMAT, create_table_variant=True)
+    def engine(entity: Any, listing: Any) -> Engine:
+        return Engine(entity, listing, client=client, report=report, now=lambda: now)
 
-    @dlt.resource(name="projects", primary_key="id", write_disposition=MERGE)
-    def projects() -> Iterator[Any]:
-        sync = ProjectSync(client, report, state=dlt.current.resource_state(),
-                           source_state=dlt.current.source_state(), now=now, page_size=int(page_size))
-        try:
-            yield from sync.run()
-        except ScopeError as exc:
-            _skip(report, exc, SCOPES["projects"])
-
-    projects.apply_hints(table_name="projects", primary_key="id", write_disposition=MERGE,
-                         columns=project_columns(), file_format=FILE_FORMAT, create_table_variant=True)
-    projects.apply_hints(table_name="project_transcripts", primary_key=["project_id", "transcript_id"],
-                         merge_key="project_id", write_disposition=MERGE, columns=membership_columns(),
-                         file_format=FILE_FORMAT, create_table_variant=True)
-
-    return [transcripts, projects]
+    # reports run first: one added to (or deleted from) a transcript makes its detail owed again
+    reports = engine(listed_entity("reports", client, parent_of=transcript_of, parent_changed=transcripts_refetch),
+                     newest_first("reports"))
+    transcripts = engine(listed_entity("transcripts", client), newest_first("transcripts"))
+    projects = engine(project_entity(client, report),
+                      lambda book: SnapshotListing(whole_list(client, "projects", int(page_size))))
+    return [
+        *chained_resources("transcripts_feed", [
+            (reports, [listed_table("reports", report, _hints(report_columns()))]),
+            (transcripts, [listed_table("transcripts", report, _hints(transcript_columns()))]),
+        ], report),
+        *entity_resources(projects, [
+            TableSpec("projects", hints=_hints(project_columns())),
+            TableSpec("project_transcripts", part="members", shape=member_rows(report),
+                      hints=_hints(membership_columns(), ["project_id", "transcript_id"], merge_key="project_id")),
+        ], report),
+    ]
 
 
 def check(api_token: str | list[str] | None = dlt.secrets.value, base_url: str = DEFAULT_BASE_URL,
@@ -189,14 +181,15 @@ def check(api_token: str | list[str] | None = dlt.secrets.value, base_url: str =
         with ApiClient(api_root(base_url or DEFAULT_BASE_URL), auth, report, unpaced,
                        classify_error=classify_error) as client:
             for path, scope in SCOPES.items():
-                try:
+                # what an error means is the engine's table; a refused scope is an answer here
+                with tolerate(Action.ABORT, Action.SKIP, Action.STOP, Action.NOT_FOUND, Action.RETRY) as failed:
                     client.get(path, {"page": 1, "page_size": 1})
-                except AuthError as exc:
-                    raise AuthError(f"token {position} of {len(tokens)}: {exc.message}") from None
-                except ScopeError:
+                if failed.action is Action.SKIP:
                     lacking[scope].append(position)
-                except MeetingEltError as exc:
-                    raise MeetingEltError(f"token {position} of {len(tokens)}: {exc}") from None
+                elif failed.error is not None:  # named by position, never by the token
+                    kind = type(failed.error) if failed.action is Action.ABORT else MeetingEltError
+                    raise kind(f"token {position} of {len(tokens)}: {failed.error.message}",
+                               status=failed.error.status) from None
     access: dict[str, str | None] = {}
     for scope, tables in SCOPE_TABLES.items():
         if len(lacking[scope]) == len(tokens):

@@ -1,4 +1,4 @@
-"""meetlog specifics: error classes, which scope a path needs, row versions, malformed fields."""
+"""meetlog specifics: error classes, which scope a path needs, record ids and versions, malformed fields."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from .._common.records import (
 )
 from .._common.redaction import redact
 from .._common.report import RunReport
+from .._common.snapshots import id_of
 from .._common.state import row_hash
 from .settings import API_PREFIX, COMPLETED, FIELD_KINDS
 
@@ -66,10 +67,14 @@ def scope_of_request(request: httpx.Request) -> str | None:
     return f"export:{resource}" if resource else None
 
 
+record_id = id_of("id")  # a record's id as text; None for a non-object or a blank id
+
+
 def version(record: dict[str, Any], detail_fields: Iterable[str]) -> str:
-    """A short hash of a record's list fields: tells a changed list item from a re-sent one."""
+    """A short hash of a record's list fields: tells a changed list item from a re-sent one
+    (a detail answer, which repeats the list fields, has the version of its list item)."""
     skip = set(detail_fields)
-    return row_hash({k: v for k, v in record.items() if k not in skip})
+    return row_hash({k: v for k, v in record.items() if k not in skip} | {"id": record_id(record)})
 
 
 def read_status(value: Any) -> str | None:

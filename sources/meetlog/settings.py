@@ -1,4 +1,6 @@
-"""meetlog Export API: endpoints, limits, statuses and state keys."""
+"""meetlog Export API: endpoints, limits, statuses and what the detail answers add."""
+
+from datetime import timedelta
 
 DEFAULT_BASE_URL = "https://meetlog.ru"
 API_PREFIX = "api/v1/export"  # appended to base_url unless it already ends with it
@@ -9,15 +11,19 @@ REQUESTS_PER_MINUTE = 60  # documented, per token
 # lets a run that needs only the three first pages go without waiting
 PACED_REQUESTS_PER_MINUTE = 56
 PACE_BURST = 3
-DETAIL_BATCH = 200  # detail rows yielded together
+DETAIL_BATCH = 200  # records whose detail rows are yielded together
+# a detail call that failed past its retries is owed and tried again on the next run
+DETAIL_RETRY_FIRST = timedelta(0)
 
 COMPLETED = "completed"
 # statuses that will change by themselves: such records are re-checked every run
 PROCESSING_STATUSES = frozenset({"processing", "pending", "queued", "in_progress"})
 
 # fields only the detail answers carry (excluded from the list-field version hash)
-TRANSCRIPT_DETAIL_FIELDS = frozenset({"text", "summary", "file_size_mb", "report_ids"})
-REPORT_DETAIL_FIELDS = frozenset({"content"})
+DETAIL_FIELDS = {
+    "transcripts": frozenset({"text", "summary", "file_size_mb", "report_ids"}),
+    "reports": frozenset({"content"}),
+}
 
 SCOPES = {
     "transcripts": "export:transcripts",
