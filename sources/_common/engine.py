@@ -105,6 +105,7 @@ class Work:
     parts: dict[str, str]
     item: dict | None = None
     day: str | None = None
+    group: str | None = None  # the record's group (account, organization), where it has one
 
 
 @dataclass
@@ -163,6 +164,13 @@ class Listing:
 
     def pages(self) -> Iterator[list]:
         raise NotImplementedError
+
+    def by_group(self) -> Iterator[tuple[str | None, Iterator[list]]]:
+        """The pages, group by group (account, organization), for a listing that reads several
+        with their own credentials: a group whose credential may not list the entity (a scope
+        error) is skipped, named in the report, and the other groups are still read (and
+        checked for deletions). Default: one group, `pages()`."""
+        yield None, self.pages()
 
     def covers(self, record_id: str, entry: dict) -> bool:
         """True when a known record lies in the range this listing read (so not seeing it
@@ -225,8 +233,9 @@ class RunState:
     stopped: str | None = None
     listing_complete: bool = False
     fetched: int = 0
-    disabled: set[str] = field(default_factory=set)  # parts refused (scope) this run
+    disabled: set[tuple[str, str | None]] = field(default_factory=set)  # (part, group) refused (scope)
     groups_seen: set[str] = field(default_factory=set)
+    groups_skipped: set[str] = field(default_factory=set)  # groups whose listing was refused (scope)
 
 
 class Engine:
@@ -313,7 +322,10 @@ class Engine:
             if not self.halted:
                 yield from self._backlog(book, wanted_parts)
 
-        if self.entity.ordered:  # everything listed first, then fetched by priority
+        if not wanted_parts:  # nothing to fetch: each page is handed over as soon as it is read
+            for _ in self._list(listing, book, ledger, load_rows, wanted_parts, pages, ticks=True):
+                yield from drain()
+        elif self.entity.ordered:  # everything listed first, then fetched by priority
             queued: list[Work] = []
             for item in work():
                 queued.append(item)
@@ -345,31 +357,45 @@ class Engine:
             ledger.unmark(self.entity.marks_table, (v[0] for v in versions))  # listed: alive
 
     def _list(self, listing: Listing, book: EntityLedger, ledger: Ledger, load_rows: bool,
-              wanted_parts: set[str], pages: deque) -> Iterator[Work]:
+              wanted_parts: set[str], pages: deque, ticks: bool = False) -> Iterator[Work | None]:
         """Reads the listing's pages: queues each page's changed rows and versions in
-        `pages`, and yields the work they owe."""
+        `pages`, and yields the work they owe (and None after each page, with `ticks`)."""
         entity = self.entity
         marks = ledger.marks(entity.marks_table) if entity.marks_table else {}
         try:
-            for page in listing.pages():
-                rows: list[dict] = []
-                versions: list[tuple[str, str, str | None, dict[str, str], bool, str | None]] = []
-                owed: list[Work] = []
-                for item in page:
-                    seen = self._see(item, book, marks, load_rows, wanted_parts, rows, versions, owed)
-                    if seen is not None:
-                        self.run.seen.add(seen)
-                pages.append((rows, versions))
-                yield from owed
+            for group, group_pages in listing.by_group():
+                try:
+                    for page in group_pages:
+                        rows: list[dict] = []
+                        versions: list[tuple[str, str, str | None, dict[str, str], bool, str | None]] = []
+                        owed: list[Work] = []
+                        for item in page:
+                            seen = self._see(item, book, marks, load_rows, wanted_parts, rows, versions, owed)
+                            if seen is not None:
+                                self.run.seen.add(seen)
+                        pages.append((rows, versions))
+                        yield from owed
+                        if ticks:
+                            yield None
+                except ScopeError as exc:
+                    if group is None:
+                        raise
+                    self.run.groups_skipped.add(str(group))  # the other groups are still read
+                    self._skip_listing(exc, str(group))
             self.run.listing_complete = True
         except RateLimitError as exc:  # our budget, or a wait too long: the listing is cut
             self.stop(exc.message)
         except ScopeError as exc:
-            tables = [t for t in [entity.table, *(t for p in entity.parts for t in p.tables)] if t]
-            why = (f"the token lacks the '{exc.scope}' scope" if getattr(exc, "scope", None)
-                   else f"the credential may not list {entity.name}: {exc.message}")
-            for table in tables:
-                self.report.skip(table, why)
+            self._skip_listing(exc, None)
+
+    def _skip_listing(self, exc: ScopeError, group: str | None) -> None:
+        entity = self.entity
+        tables = [t for t in [entity.table, *(t for p in entity.parts for t in p.tables)] if t]
+        whose = f"the credential of {group}" if group is not None else "the credential"
+        why = (f"the token lacks the '{exc.scope}' scope" if getattr(exc, "scope", None)
+               else f"{whose} may not list {entity.name}: {exc.message}")
+        for table in tables:
+            self.report.skip(table, why)
 
     def _see(self, item: Any, book: EntityLedger, marks: dict[str, str], load_rows: bool,
              wanted_parts: set[str], rows: list[dict], versions: list, work: list[Work]) -> str | None:
@@ -411,7 +437,7 @@ class Engine:
             and parse_instant(entry["check_at"]) > self.now
         if owed and not self.halted and not backing_off:
             self.run.submitted.add(record_id)
-            work.append(Work(record_id, owed, item, day))
+            work.append(Work(record_id, owed, item, day, str(group) if group is not None else None))
         return record_id
 
     def _backlog(self, book: EntityLedger, wanted_parts: set[str]) -> list[Work]:
@@ -423,7 +449,7 @@ class Engine:
             parts = {p: v for p, v in owed.items() if p in wanted_parts}
             if parts:
                 entry = book.get(record_id) or {}
-                out.append(Work(record_id, parts, None, entry.get("day")))
+                out.append(Work(record_id, parts, None, entry.get("day"), entry.get("group")))
         return out
 
     def _ordered(self, work: list[Work]) -> list[Work]:
@@ -441,15 +467,15 @@ class Engine:
         for name in work.parts:
             if self.halted:
                 break
-            if name in self.run.disabled:
-                continue
+            if (name, work.group) in self.run.disabled:
+                continue  # refused for this record's group (or for every record: group None)
             part = self.entity.part(name)
             try:
                 out[name] = part.fetch(work)
             except Exception as exc:  # noqa: BLE001 - settled by ERROR_ACTIONS
                 out[name] = exc
-                if isinstance(exc, ScopeError):
-                    self.run.disabled.add(name)  # the queued calls of this part are not sent
+                if isinstance(exc, ScopeError):  # the queued calls of this part (for this group) are not sent
+                    self.run.disabled.add((name, work.group))
                 if isinstance(exc, RateLimitError):
                     self.stop(exc.message)
                     break
@@ -511,7 +537,7 @@ class Engine:
             if action is None or action is Action.ABORT:
                 raise value
             if action is Action.SKIP:
-                self.run.disabled.add(name)
+                self.run.disabled.add((name, work.group))
                 scope = getattr(value, "scope", None)
                 for table in part.tables:
                     self.report.skip(table, f"the credential lacks the '{scope}' scope ({value.message})"
@@ -556,6 +582,8 @@ class Engine:
             by_group.setdefault((book.get(rid) or {}).get("group"), set()).add(rid)
         gone: set[str] = set()
         for group, known in sorted(by_group.items(), key=lambda kv: str(kv[0])):
+            if group in self.run.groups_skipped:
+                continue  # its credential may not list it: nothing is known about it this run
             listed_any = bool(self.run.seen) if group is None else group in self.run.groups_seen
             if not listed_any:
                 where = "" if group is None else f" for {group}"
@@ -599,6 +627,10 @@ class TableSpec:
     # a batch's rows to what is yielded (e.g. an Arrow table for transcript segments); for
     # list tables too (their rows are the listed rows)
     finish: Callable[[list[dict]], Any] | None = None
+    # the marked rows (read back from the destination, as stored: flattened, typed, `deleted_at`
+    # set) to what is yielded, for a table loaded as Arrow (dict rows would add dlt's own
+    # `_dlt_id`/`_dlt_load_id` columns to it); None: yielded as read back
+    finish_marked: Callable[[list[dict]], Any] | None = None
     hints: dict[str, Any] = field(default_factory=dict)
 
 
@@ -619,7 +651,8 @@ def _table_transformer(feed: Any, spec: TableSpec, entity: Entity, report: RunRe
     def rows_of(batch: Any) -> Iterator[Any]:
         if isinstance(batch, Marks):
             if batch.table == spec.name:
-                yield from _marked(spec.name, entity.key_column)
+                for rows in _marked(spec.name, entity.key_column):
+                    yield spec.finish_marked(rows) if spec.finish_marked else rows
             return
         if spec.part is None:
             if isinstance(batch, ListedRows) and batch.rows:
