@@ -35,6 +35,7 @@ from sources._common.ledger import Ledger
 from sources._common.paginators import PageNumberPaginator
 from sources._common.report import new_report
 from sources._common.state import deleted_at_column
+from sources._common.tables import MERGE as DEFAULT_MERGE
 from tests.utils import rows
 
 TOKEN = "toy-secret-token"
@@ -371,8 +372,8 @@ def grouped_toy(base_url: str, token: str, refused: tuple[str, ...] = (), arrow:
 
     return entity_resources(engine, [
         TableSpec("items", finish=page if arrow else None, finish_marked=page if arrow else None,
-                  hints={"primary_key": "id", "write_disposition": MERGE, "columns": deleted_at_column()}),
-        TableSpec("notes", part="notes", hints={"primary_key": "item_id", "write_disposition": MERGE},
+                  hints={"primary_key": "id", "write_disposition": DEFAULT_MERGE, "columns": deleted_at_column()}),
+        TableSpec("notes", part="notes", hints={"primary_key": "item_id", "write_disposition": DEFAULT_MERGE},
                   shape=lambda f: [{"item_id": f.work.record_id, "note": n} for n in f.bodies["notes"]["notes"]]),
     ], report)
 
@@ -441,3 +442,20 @@ def test_a_listing_with_nothing_to_fetch_hands_each_page_over_as_it_is_read(sim,
 
     pipeline.extract(traced(**sim.source_config()))
     assert events == ["page", "ListedRows"] * 3
+
+
+def test_deletions_are_marked_on_delta_tables_that_were_merged_into_before(sim, tmp_path):
+    """After an upsert, a Delta table's files hold `string_view` columns: reading rows back
+    by key must not trip over them (the marks would never land)."""
+    from tests.destinations import make_warehouse
+
+    lake = make_warehouse("filesystem", tmp_path, None)
+    pipeline = lake.pipeline("toy_delta")
+    lake.run(pipeline, grouped_toy(**sim.source_config()))
+    sim.touch("it001", title="Renamed")
+    lake.run(pipeline, grouped_toy(**sim.source_config()))  # merged into: the table's second version
+    del sim.items["it004"]
+    lake.run(pipeline, grouped_toy(**sim.source_config()))
+    stored = {r["id"]: r for r in lake.rows(pipeline, "items")}
+    assert [i for i, r in stored.items() if r["deleted_at"] is not None] == ["it004"]
+    assert stored["it004"]["title"] == "Item 4" and stored["it001"]["title"] == "Renamed"
