@@ -258,7 +258,6 @@ def test_accounts_come_from_a_single_pair_a_list_or_an_env_var(monkeypatch) -> N
     monkeypatch.setenv("SOURCES__MEETRIC__BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("SOURCES__MEETRIC__ACCOUNTS", '[{"account_id": "acc_env", "api_key": "key_env_1"}]')
     source = meetric()
-    assert set(source.resources) == {"users", "conversations", "insights", "action_items",
-                                     "insight_trends", "insight_summary"}
+    assert set(source.selected_resources) == set(TABLES)  # a resource per table (the feeds are not tables)
     with pytest.raises(ConfigError, match="page_size"):
         meetric(page_size=101)
