@@ -175,6 +175,8 @@ class AccountListing(Listing):
     """A list read for every account in turn; `account_pages` reads one account's."""
 
     entity = ""
+    sweeps = False  # a sweep every `sweep_interval_hours` (and on the first run)
+    cursor_name: str | None = None  # the cursor it keeps per account: `newest`, staged per account
 
     def __init__(self, book: EntityLedger, accounts: list[Account], report: RunReport, options: Options,
                  now: datetime, days: SummaryDays | None = None) -> None:
@@ -182,6 +184,9 @@ class AccountListing(Listing):
         self.now, self.today, self.days = now, now.date(), days
         self.read: set[str] = set()  # accounts whose pages were all read (and handed over)
         self.staged: dict[str, Any] = {}  # each account's cursor, kept if its pages were all read
+        if self.sweeps:
+            self.sweep = book.sweep_due(options.sweep_interval_hours, now)
+        self.newest: dict[str, Any] = dict(book.cursor.get(self.cursor_name) or {}) if self.cursor_name else {}
 
     def by_group(self) -> Iterator[tuple[str | None, Iterator[list]]]:
         for account in self.accounts:
@@ -221,21 +226,20 @@ class AccountListing(Listing):
         """The entity's version test: will this item's row be loaded?"""
         return (self.book.get(record_id) or {}).get("version") != digest_of(item)
 
-    def commit(self, name: str) -> None:
-        """The staged cursor of every account read whole becomes the cursor `name`."""
-        cursor = self.book.cursor.setdefault(name, {})
-        for account_id in self.read:
-            if self.staged.get(account_id) is not None:
-                cursor[account_id] = self.staged[account_id]
+    def finished(self, complete: bool) -> None:
+        """The staged cursor of every account read whole becomes its cursor."""
+        if self.cursor_name:
+            cursor = self.book.cursor.setdefault(self.cursor_name, {})
+            for account_id in self.read:
+                if self.staged.get(account_id) is not None:
+                    cursor[account_id] = self.staged[account_id]
 
 
 class ConversationListing(AccountListing):
-    entity = "conversations"
+    entity, sweeps, cursor_name = "conversations", True, "newest_day"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sweep = self.book.sweep_due(self.options.sweep_interval_hours, self.now)
-        self.newest: dict[str, str] = dict(self.book.cursor.get("newest_day") or {})
         self.too_old = (self.today - PENDING_MAX_AGE).isoformat()
         self.checked: dict[str, tuple[str | None, str | None]] = {}  # deletion candidates: (account, day)
         self._give_up_stale()
@@ -300,19 +304,14 @@ class ConversationListing(AccountListing):
         return start is None or when is None or when >= start.isoformat()
 
     def finished(self, complete: bool) -> None:
-        self.commit("newest_day")
+        super().finished(complete)
         for record_id, (account_id, when) in self.checked.items():
             if record_id not in self.book and account_id:  # deleted: its day's summary moved
                 self.days.note(account_id, {when})
 
 
 class InsightListing(AccountListing):
-    entity = "insights"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sweep = self.book.sweep_due(self.options.sweep_interval_hours, self.now)
-        self.newest: dict[str, str] = dict(self.book.cursor.get("newest_day") or {})
+    entity, sweeps, cursor_name = "insights", True, "newest_day"
 
     def account_pages(self, account: Account) -> Iterator[list[dict]]:
         start, newest = self.options.start_date, self.newest.get(account.id)
@@ -331,17 +330,9 @@ class InsightListing(AccountListing):
             yield items
         self.staged[account.id] = newest
 
-    def finished(self, complete: bool) -> None:
-        self.commit("newest_day")
-
 
 class ActionItemListing(AccountListing):
-    entity = "action_items"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sweep = self.book.sweep_due(self.options.sweep_interval_hours, self.now)
-        self.newest: dict[str, str] = dict(self.book.cursor.get("newest") or {})
+    entity, sweeps, cursor_name = "action_items", True, "newest"
 
     def account_pages(self, account: Account) -> Iterator[list[dict]]:
         cursor, start = instant(self.newest.get(account.id)), self.options.start_date
@@ -377,9 +368,6 @@ class ActionItemListing(AccountListing):
         conversations = Ledger(dlt.current.source_state()).entity("conversations")
         return {(conversations.get(str(i.get("conversation_id"))) or {}).get("day") for i in items}
 
-    def finished(self, complete: bool) -> None:
-        self.commit("newest")
-
 
 class UserListing(AccountListing):
     """The whole list every run: every run may check deletions."""
@@ -401,11 +389,12 @@ class ManagedListing(AccountListing):
     the account's users), so it owes its managers call only on a sweep, or when a user of
     its account changed. Deletions are the 404s, not the list's."""
 
+    sweeps = True
+
     def __init__(self, book: EntityLedger, accounts: list[Account], report: RunReport, options: Options,
                  now: datetime, *, entity: str, column: str) -> None:
         super().__init__(book, accounts, report, options, now)
         self.entity, self.column = entity, column
-        self.sweep = book.sweep_due(options.sweep_interval_hours, now)
         if self.sweep:
             book.cursor["epoch"] = iso(now)
 
@@ -425,11 +414,10 @@ class TrendListing(AccountListing):
     the whole history on an account's first run and on sweeps (no deletions: a day is
     recomputed, never deleted)."""
 
-    entity = "insight_trends"
+    entity, sweeps = "insight_trends", True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sweep = self.book.sweep_due(self.options.sweep_interval_hours, self.now)
         self.done = set(self.book.cursor.get("read") or [])
 
     def account_pages(self, account: Account) -> Iterator[list[dict]]:
