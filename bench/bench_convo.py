@@ -17,7 +17,8 @@ SOURCE = "convo"
 SIZE_KEY = "conversations"
 SIM_KWARGS = {"conversations": 1000, "tier": "professional", "rate_limit": 1_000_000,
               "calendar_events": 40}
-CONCURRENCY = 4
+SIZES = (250, 1000)  # 4x apart: the memory growth is measured between them
+CONCURRENCY = 8  # the same for the floor and ours
 PAGE_SIZE = 100
 FEEDBACK_MIN_SEGMENTS = 10
 

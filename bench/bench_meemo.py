@@ -20,7 +20,8 @@ SOURCE = "meemo"
 SIZE_KEY = "meetings"
 SIM_KWARGS = {"organizations": 2, "meetings": 600, "upcoming": 5, "legacy": 5, "span_days": 60,
               "webhooks": 3, "events": [20, 60], "processing_share": 0.1}
-CONCURRENCY = 4
+SIZES = (250, 1000)  # 4x apart: the memory growth is measured between them
+CONCURRENCY = 8  # the same for the floor and ours
 API = "/api/v1/external/"
 
 

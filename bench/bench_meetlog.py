@@ -15,7 +15,8 @@ import httpx
 SOURCE = "meetlog"
 SIZE_KEY = "transcripts"
 SIM_KWARGS = {"transcripts": 2000, "projects": 20, "processing": 20, "requests_per_minute": None}
-CONCURRENCY = 4
+SIZES = (300, 1200)  # 4x apart: the memory growth is measured between them
+CONCURRENCY = 8  # the same for the floor and ours
 PAGE_SIZE = 100
 
 

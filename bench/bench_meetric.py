@@ -17,7 +17,8 @@ import httpx
 SOURCE = "meetric"
 SIZE_KEY = "conversations"
 SIM_KWARGS = {"conversations": 10000, "users": 60, "span_days": 365, "rate_limit": None}
-CONCURRENCY = 4
+SIZES = (7500, 30000)  # 4x apart: the memory growth is measured between them
+CONCURRENCY = 8  # the same for the floor and ours
 PAGE = 100
 
 

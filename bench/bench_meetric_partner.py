@@ -15,7 +15,8 @@ import httpx
 SOURCE = "meetric_partner"
 SIZE_KEY = "conversations"
 SIM_KWARGS = {"conversations": 2000, "span_days": 29, "requests_per_minute": None, "daily_quota": None}
-CONCURRENCY = 4
+SIZES = (1000, 4000)  # 4x apart: the memory growth is measured between them
+CONCURRENCY = 8  # the same for the floor and ours
 
 
 def floor(config: dict, concurrency: int) -> int:

@@ -3,6 +3,8 @@
 For a source, a benchmark module (bench/bench_<source>.py) defines:
     SOURCE        the registered source name
     SIM_KWARGS    simulator arguments for the benchmark account (limits off)
+    SIZE_KEY      the simulator argument that sets the account's size
+    SIZES         two account sizes, 4x apart (the memory growth is measured between them)
     CONCURRENCY   per-item request concurrency, shared by `floor` and `ours`
     floor(config, concurrency) -> int     bare httpx fetch of the same pages; returns requests
     rest_api_source(config) -> DltSource  dlt's generic rest_api source for the same API
@@ -71,8 +73,10 @@ def _child(bench: str, contender: str, config: dict, workdir: str) -> dict:
 
             requests = get_report(module.SOURCE).requests
             info = pipeline.last_trace.last_normalize_info
-            rows = sum(n for t, n in info.row_counts.items() if not t.startswith("_dlt"))
+            tables = {t: n for t, n in info.row_counts.items() if not t.startswith("_dlt")}
+            rows = sum(tables.values())
             seconds = time.perf_counter() - started
+            biggest = max(tables, key=tables.get) if tables else None
             # the quality bar: a second run with nothing new takes under 2 s
             again = time.perf_counter()
             source = get(module.SOURCE).source()(**config, http=http, **extra)
@@ -80,7 +84,8 @@ def _child(bench: str, contender: str, config: dict, workdir: str) -> dict:
             second = {"second_seconds": time.perf_counter() - again,
                       "second_requests": get_report(module.SOURCE).requests}
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            return {"seconds": seconds, "peak_mb": peak_mb, "requests": requests, "rows": rows, **second}
+            return {"seconds": seconds, "peak_mb": peak_mb, "requests": requests, "rows": rows,
+                    "biggest": biggest, "biggest_rows": tables.get(biggest, 0), **second}
         else:
             pipeline.run(module.rest_api_source(config)).raise_on_failed_jobs()
         info = pipeline.last_trace.last_normalize_info
@@ -94,55 +99,55 @@ def measure(bench: str, contender: str, config: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="meeting-elt-bench-") as workdir:
         out = subprocess.run(
             [sys.executable, "-m", "bench.harness", "--child", bench, contender, json.dumps(config), workdir],
-            cwd=ROOT, capture_output=True, text=True, env={**os.environ, "RUNTIME__LOG_LEVEL": "ERROR"})
+            cwd=ROOT, capture_output=True, text=True,
+            env={**os.environ, "RUNTIME__LOG_LEVEL": "ERROR", "PROVIDERS__ENABLE_AIRFLOW_SECRETS": "false"})
     if out.returncode != 0:
         raise RuntimeError(f"{contender} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run(bench: str, *, sizes: list[int] | None = None, skip_rest_api: bool = False,
-        latency_ms: float = 0) -> dict:
-    """Runs floor, ours and rest_api against one simulator; prints and returns the figures."""
+def run(bench: str, *, sizes: list[int] | None = None, rest_api: bool = True,
+        latency_ms: float = 0) -> list[dict]:
+    """For each account size: floor and ours (and rest_api at the largest size) against one
+    simulator. Returns one result per size."""
     module = importlib.import_module(f"bench.{bench}")
-    size_key = getattr(module, "SIZE_KEY", None)
-    base_kwargs = dict(module.SIM_KWARGS)
-    if latency_ms:
-        base_kwargs["latency_seconds"] = latency_ms / 1000
-    proc, config = start_simulator(module.SOURCE, base_kwargs)
-    try:
-        floor = measure(bench, "floor", config)
-        ours = measure(bench, "ours", config)
-        rest = None if skip_rest_api else measure(bench, "rest_api", config)
-    finally:
-        proc.kill()
-    results = {"floor": floor, "ours": ours, "rest_api": rest}
-    memory = []
-    if sizes and size_key:
-        for size in sizes:
-            proc, cfg = start_simulator(module.SOURCE, {**base_kwargs, size_key: size})
-            try:
-                memory.append((size, measure(bench, "ours", cfg)))
-            finally:
-                proc.kill()
-    _print(module, results, memory, size_key, latency_ms)
-    results["memory"] = memory
-    return results
+    sizes = sizes or list(getattr(module, "SIZES", ())) or [module.SIM_KWARGS[module.SIZE_KEY]]
+    out = []
+    for size in sizes:
+        kwargs = {**module.SIM_KWARGS, module.SIZE_KEY: size}
+        if latency_ms:
+            kwargs["latency_seconds"] = latency_ms / 1000
+        proc, config = start_simulator(module.SOURCE, kwargs)
+        try:
+            floor = measure(bench, "floor", config)
+            ours = measure(bench, "ours", config)
+            rest = measure(bench, "rest_api", config) if rest_api and size == max(sizes) else None
+        finally:
+            proc.kill()
+        out.append({"source": module.SOURCE, "size": size, "floor": floor, "ours": ours, "rest_api": rest})
+    return out
 
 
-def _print(module: Any, r: dict, memory: list, size_key: str | None, latency_ms: float) -> None:
-    floor, ours, rest = r["floor"], r["ours"], r["rest_api"]
-    print(f"\n== {module.SOURCE}: {module.SIM_KWARGS} concurrency={getattr(module, 'CONCURRENCY', 4)} "
-          f"latency={latency_ms:g}ms per request")
-    print(f"{'contender':<10} {'seconds':>8} {'requests':>9} {'rows':>8} {'peak MB':>8}")
-    for name, m in (("floor", floor), ("ours", ours), ("rest_api", rest)):
-        if m:
-            print(f"{name:<10} {m['seconds']:>8.2f} {m['requests'] or '-':>9} {m['rows'] or '-':>8} {m['peak_mb']:>8.0f}")
-    print(f"ours / floor     = {ours['seconds'] / floor['seconds']:.2f}  (bar: <= 1.5)")
-    print(f"second run, nothing new: {ours['second_seconds']:.2f}s, {ours['second_requests']} requests  (bar: < 2 s)")
-    if rest:
-        print(f"rest_api / ours  = {rest['seconds'] / ours['seconds']:.2f}  (bar: >= 3)")
-    for size, m in memory:
-        print(f"peak memory, {size_key}={size}: {m['peak_mb']:.0f} MB ({m['rows']} rows, {m['seconds']:.1f}s)")
+def print_table(results: list[list[dict]], latency_ms: float) -> None:
+    """One row per source and size: ratios measured in this run, rows/s, peak memory."""
+    print(f"\nnetwork: {'bare loopback' if not latency_ms else f'{latency_ms:g} ms per answer'}; "
+          "limits and pacing off for both; the same concurrency")
+    header = ("| source | account | floor | ours | ours / floor (bar <= 1.5) | rows/s of the biggest table "
+              "| peak MB | growth over a 4x smaller account (bar <= 1.2) | rest_api / ours (bar >= 3) | second run |")
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for per_size in results:
+        smallest = per_size[0]
+        for r in per_size:
+            floor, ours, rest = r["floor"], r["ours"], r["rest_api"]
+            growth = ours["peak_mb"] / smallest["ours"]["peak_mb"] if r is not smallest else None
+            rate = ours["biggest_rows"] / ours["seconds"] if ours["seconds"] else 0
+            versus_rest = f"{rest['seconds'] / ours['seconds']:.2f}" if rest else "-"
+            print(f"| {r['source']} | {r['size']:,} | {floor['seconds']:.2f} s | {ours['seconds']:.2f} s "
+                  f"| {ours['seconds'] / floor['seconds']:.2f} | {rate:,.0f} ({ours['biggest']}) "
+                  f"| {ours['peak_mb']:.0f} | {f'x{growth:.2f}' if growth else '-'} "
+                  f"| {versus_rest} "
+                  f"| {ours['second_seconds']:.2f} s, {ours['second_requests']} requests |")
 
 
 def main() -> None:
@@ -152,16 +157,24 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("benches", nargs="*", help="bench module names, e.g. bench_meetric_partner")
-    parser.add_argument("--sizes", default="", help="comma-separated account sizes for the memory check")
+    parser.add_argument("--sizes", default="", help="comma-separated account sizes (default: the module's SIZES)")
     parser.add_argument("--skip-rest-api", action="store_true")
     parser.add_argument("--latency-ms", type=float, default=0,
                         help="network latency the simulator adds to every answer (0: bare loopback)")
+    parser.add_argument("--json", action="store_true", help="also print every figure as JSON")
     args = parser.parse_args()
     benches = args.benches or sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "bench"))
                                      if f.startswith("bench_") and f.endswith(".py"))
-    sizes = [int(s) for s in args.sizes.split(",") if s]
+    sizes = [int(s) for s in args.sizes.split(",") if s] or None
+    results = []
     for bench in benches:
-        run(bench, sizes=sizes, skip_rest_api=args.skip_rest_api, latency_ms=args.latency_ms)
+        module = importlib.import_module(f"bench.{bench}")
+        results.append(run(bench, sizes=sizes, rest_api=not args.skip_rest_api and hasattr(module, "rest_api_source"),
+                           latency_ms=args.latency_ms))
+        print(f"measured {bench}", file=sys.stderr)
+    print_table(results, args.latency_ms)
+    if args.json:
+        print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ summary tables (only when stdout is a terminal; plain lines otherwise, for cron 
 from __future__ import annotations
 
 import inspect
+import json
+import os
 import sys
 import threading
 import time
@@ -20,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sources._common.config import refuse_unknown_keys
-from sources._common.report import get_report
+from sources._common.report import get_report, log_notes
 
 from . import registry
 from .runner import (
@@ -33,7 +35,9 @@ from .runner import (
 )
 
 console = Console(highlight=False, soft_wrap=True)
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+errors = Console(highlight=False, soft_wrap=True, stderr=True)  # with --json, stdout is the JSON alone
+# 75 (EX_TEMPFAIL): another run of the pipeline was loading; try again later
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 75
 
 
 @contextmanager
@@ -111,6 +115,10 @@ def print_bad_records(report: Any) -> None:
 @click.version_option(package_name="meeting-elt")
 def main() -> None:
     """Load meeting-intelligence APIs into DuckDB or any dlt destination."""
+    log_notes(False)  # the summary prints every note: dlt's log lines would repeat them
+    # the CLI never runs inside an Airflow task: where Airflow is installed beside it, dlt
+    # would otherwise query Airflow's Variables for every config value (seconds per run)
+    os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 
 
 def _destination_options(fn: Any) -> Any:
@@ -122,48 +130,132 @@ def _destination_options(fn: Any) -> Any:
     return fn
 
 
+def _tables_option(value: str | None) -> list[str] | None:
+    return [t.strip() for t in value.split(",") if t.strip()] if value else None
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    """One source's run, for schedulers (`--json`): what the summary prints, as data."""
+    report = result.report
+    return {
+        "source": result.source, "ok": result.ok, "busy": result.busy, "dataset": result.dataset,
+        "seconds": round(result.seconds, 3), "error": result.error, "rows": result.rows,
+        "requests": report.requests if report else 0, "retries": report.retries if report else 0,
+        "skipped": dict(report.skipped) if report else {},
+        "waiting": dict(report.waiting) if report else {},
+        "warnings": list(report.warnings) if report else [],
+        "bad_records": [{"table": b.table, "id": b.record_id, "problem": b.problem, "loaded": b.loaded}
+                        for b in report.bad_records] if report else [],
+    }
+
+
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--dataset", default=None, help="dataset name (default: the source's name)")
+@click.option("--dataset", default=None, help="dataset name (default: the source's name; one source only)")
+@click.option("--dataset-prefix", default=None,
+              help="with several sources: load each into dataset <prefix>_<source>")
+@click.option("--tables", default=None, help="comma-separated tables to load (default: all)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON summary on stdout, for schedulers")
 @_destination_options
-def run(sources: tuple[str, ...], dataset: str | None, destination: str, duckdb_file: str,
-        pipelines_dir: str | None) -> None:
-    """Load SOURCES (e.g. meetric_partner convo) incrementally."""
+def run(sources: tuple[str, ...], dataset: str | None, dataset_prefix: str | None, tables: str | None,
+        as_json: bool, destination: str, duckdb_file: str, pipelines_dir: str | None) -> None:
+    """Load SOURCES (e.g. meetric_partner convo) incrementally.
+
+    Exit codes: 0 loaded (a clean stop on a spent quota included), 1 a source failed,
+    2 wrong usage, 75 another run of the same pipeline was loading (nothing done)."""
     for name in sources:
         if name not in registry.SOURCES:
             raise click.UsageError(f"unknown source '{name}'; known: {', '.join(sorted(registry.SOURCES))}")
-    failed = False
+    if dataset and len(sources) > 1:
+        raise click.UsageError("--dataset names one dataset, for one source; with several sources use "
+                               "--dataset-prefix (each source loads into <prefix>_<source>)")
+    if dataset and dataset_prefix:
+        raise click.UsageError("--dataset and --dataset-prefix exclude each other")
+    if tables and len(sources) > 1:
+        raise click.UsageError("--tables selects tables of one source; run the sources one at a time")
+    datasets = {name: dataset or (f"{dataset_prefix}_{name}" if dataset_prefix else name) for name in sources}
+    quiet = as_json
+    results = []
     for name in sources:
-        with progress(name):
+        if quiet:
             result = run_source(name, destination=destination, duckdb_path=duckdb_file,
-                                dataset_name=dataset if len(sources) == 1 else None,
-                                pipelines_dir=pipelines_dir)
-        print_summary(result)
-        failed |= not result.ok
-    pinned = {sources[0]: dataset} if dataset and len(sources) == 1 else None
-    failed |= not refresh_model(make_destination(destination, duckdb_file), pinned)
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+                                dataset_name=datasets[name], pipelines_dir=pipelines_dir,
+                                tables=_tables_option(tables))
+        else:
+            with progress(name):
+                result = run_source(name, destination=destination, duckdb_path=duckdb_file,
+                                    dataset_name=datasets[name], pipelines_dir=pipelines_dir,
+                                    tables=_tables_option(tables))
+            print_summary(result)
+        results.append(result)
+    loaded = {r.source: r.dataset or datasets[r.source] for r in results if r.ok}
+    model_ok = refresh_model(make_destination(destination, duckdb_file), loaded or None, quiet=quiet)
+    failed = any(not r.ok and not r.busy for r in results) or not model_ok
+    if as_json:
+        click.echo(json.dumps({"ok": not failed and not any(r.busy for r in results),
+                               "sources": [result_json(r) for r in results]}, default=str))
+    sys.exit(EXIT_FAILED if failed else EXIT_BUSY if any(r.busy for r in results) else EXIT_OK)
 
 
-def refresh_model(destination: Any, datasets: dict[str, str] | None = None) -> bool:
+@main.command()
+@click.argument("source")
+@click.option("--tables", default=None, help="comma-separated tables to drop (default: all of the source's)")
+@click.option("--dataset", default=None, help="dataset name (default: the source's name)")
+@click.option("--yes", is_flag=True, help="do not ask")
+@_destination_options
+def reset(source: str, tables: str | None, dataset: str | None, yes: bool, destination: str,
+          duckdb_file: str, pipelines_dir: str | None) -> None:
+    """Drop SOURCE's tables and state in the destination, so the next run loads it afresh."""
+    from .runner import plan_reset, reset_source
+
+    if source not in registry.SOURCES:
+        raise click.UsageError(f"unknown source '{source}'; known: {', '.join(sorted(registry.SOURCES))}")
+    try:
+        plan = plan_reset(source, destination=destination, duckdb_path=duckdb_file, dataset_name=dataset,
+                          pipelines_dir=pipelines_dir, tables=_tables_option(tables))
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        console.print(f"[red]{source}: reset failed:[/] {escape(explain(exc))}")
+        sys.exit(EXIT_FAILED)
+    if plan is None:
+        console.print(f"{source}: nothing to reset: it was never loaded into this destination and dataset")
+        sys.exit(EXIT_OK)
+    what = "all of its state" if plan.state_paths == ["*"] else \
+        (f"the state of {', '.join(p.split('.', 1)[1] for p in plan.state_paths)}" if plan.state_paths else "no state")
+    console.print(f"{source}: drops {len(plan.tables)} tables in dataset '{plan.pipeline.dataset_name}' "
+                  f"({', '.join(plan.tables) or 'none'}) and {what}")
+    if not yes:
+        if not sys.stdin.isatty():
+            console.print("[red]not confirmed:[/] add --yes to reset without a question")
+            sys.exit(EXIT_USAGE)
+        click.confirm("drop them?", abort=True)
+    try:
+        reset_source(plan)
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        console.print(f"[red]{source}: reset failed:[/] {escape(explain(exc))}")
+        sys.exit(EXIT_BUSY if "is loading" in str(exc) else EXIT_FAILED)
+    console.print(f"{source}: reset; the next run loads it afresh")
+
+
+def refresh_model(destination: Any, datasets: dict[str, str] | None = None, *, quiet: bool = False) -> bool:
     """Refreshes the `meetings` views after the loads and says so; False when that failed.
 
     A destination without SQL (files) has no views: a note, not a failure."""
     from .model import ModelError, refresh_meetings_model
 
+    say = (lambda *a, **k: None) if quiet else console.print
     try:
         done = refresh_meetings_model(destination, datasets)
     except ModelError as exc:
-        console.print(f"\n[yellow]meetings model not built:[/] {escape(str(exc))}")
+        say(f"\n[yellow]meetings model not built:[/] {escape(str(exc))}")
         return True
     except Exception as exc:  # noqa: BLE001 - shown to the user
-        console.print(f"\n[red]meetings model: refresh failed:[/] {escape(explain(exc))}")
+        (errors if quiet else console).print(f"\n[red]meetings model: refresh failed:[/] {escape(explain(exc))}")
         return False
     over = ", ".join(f"{s} ({d})" if s != d else s for s, d in sorted(done.datasets.items())) or "no source yet"
-    console.print(f"\n[bold]meetings model[/] refreshed in {done.seconds:.2f}s: "
+    say(f"\n[bold]meetings model[/] refreshed in {done.seconds:.2f}s: "
                   f"{len(done.views)} views in dataset '{done.dataset}' over {over}")
     for warning in done.warnings:
-        console.print(f"  [yellow]warning[/] {escape(warning)}")
+        say(f"  [yellow]warning[/] {escape(warning)}")
     return True
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import inspect
+import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -30,6 +36,14 @@ class RunResult:
     error: str | None = None
     deleted_marked: int = 0
     report: RunReport | None = None
+    busy: bool = False  # another run of the same pipeline was loading: this one did nothing
+    dataset: str | None = None
+
+
+class PipelineBusy(MeetingEltError):
+    """Another run of the same pipeline (source, destination, dataset) is loading."""
+
+    hint = "this run exits without loading; schedule runs so that they do not overlap"
 
 
 def make_destination(destination: str, duckdb_path: str | None) -> Any:
@@ -43,11 +57,92 @@ def pipeline_name(name: str) -> str:
     return f"meeting_elt_{name}"
 
 
+def destination_identity(destination: Any) -> str:
+    """Where a destination writes, without secrets: its type and its DuckDB file, database
+    server and name, or bucket. Two destinations never share one identity."""
+    from dlt.common.destination.reference import Destination
+
+    dest = Destination.from_reference(destination)
+    try:
+        config = dest.configuration(dest.spec(), accept_partial=True)
+    except Exception:  # noqa: BLE001 - unresolvable config: the run itself will say why
+        return dest.destination_name
+    credentials = getattr(config, "credentials", None)
+    parts = [dest.destination_type]
+    for attr in ("drivername", "username", "host", "port", "database", "project_id", "account",
+                 "warehouse"):
+        value = getattr(credentials, attr, None)
+        if value not in (None, ""):
+            parts.append(f"{attr}={os.path.abspath(value) if attr == 'database' and 'duckdb' in dest.destination_type else value}")
+    bucket = getattr(config, "bucket_url", None)
+    if bucket:
+        parts.append(f"bucket={bucket}")
+    return "|".join(parts)
+
+
+def state_dir(pipelines_dir: str | None, destination: Any, dataset: str) -> str:
+    """The local folder that keeps a pipeline's working state, one per destination and
+    dataset: two destinations or datasets never share a state, so switching between them
+    (DuckDB, then Postgres, then DuckDB) never makes one of them skip data. The state itself
+    also lives in each destination, where a fresh worker restores it from."""
+    from dlt.common.pipeline import get_dlt_pipelines_dir
+
+    base = pipelines_dir or get_dlt_pipelines_dir()
+    digest = hashlib.blake2b(f"{destination_identity(destination)}|{dataset}".encode(), digest_size=5).hexdigest()
+    return str(Path(base) / f"meeting_elt-{digest}")
+
+
 def make_pipeline(name: str, *, destination: Any, dataset_name: str | None = None,
                   pipelines_dir: str | None = None) -> dlt.Pipeline:
+    dataset = dataset_name or name
     return dlt.pipeline(pipeline_name=pipeline_name(name), destination=destination,
-                        dataset_name=dataset_name or name, pipelines_dir=pipelines_dir,
-                        )
+                        dataset_name=dataset, pipelines_dir=state_dir(pipelines_dir, destination, dataset))
+
+
+def run_options(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """`pipeline.run` options for the destination: parquet where it takes it; Delta tables
+    on the filesystem destination (plain files cannot be merged into)."""
+    if pipeline.destination is not None and pipeline.destination.destination_name == "filesystem":
+        return {"table_format": "delta"}
+    return {"loader_file_format": preferred_file_format(pipeline)}
+
+
+@contextlib.contextmanager
+def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Holds the pipeline's lock for one run: a second, overlapping run of the same pipeline
+    raises `PipelineBusy` at once instead of loading the same data alongside it."""
+    Path(pipeline.pipelines_dir).mkdir(parents=True, exist_ok=True)
+    path = Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise PipelineBusy(f"another run of {pipeline.pipeline_name} into dataset "
+                               f"'{pipeline.dataset_name}' is loading ({holder})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def select_tables(source: Any, tables: Sequence[str] | None) -> Any:
+    """The source with only `tables` selected; a name it does not have is a ConfigError."""
+    if not tables:
+        return source
+    known = {name for name, r in source.resources.items() if not name.endswith("_feed")}
+    unknown = sorted(set(tables) - known)
+    if unknown:
+        raise ConfigError(f"{source.name}: no table {', '.join(map(repr, unknown))}",
+                          hint=f"its tables: {', '.join(sorted(known))}")
+    return source.with_resources(*tables)
 
 
 def preferred_file_format(pipeline: dlt.Pipeline) -> str | None:
@@ -74,8 +169,10 @@ def explain(exc: BaseException) -> str:
 
 def run_source(name: str, *, pipeline: dlt.Pipeline | None = None, destination: Any = "duckdb",
                duckdb_path: str | None = None, dataset_name: str | None = None,
-               pipelines_dir: str | None = None, **source_kwargs: Any) -> RunResult:
-    """Loads source `name`; never raises for API or config errors (they land in `error`)."""
+               pipelines_dir: str | None = None, tables: Sequence[str] | None = None,
+               **source_kwargs: Any) -> RunResult:
+    """Loads source `name` (only `tables`, when given); never raises for API or config
+    errors (they land in `error`). One run of a pipeline at a time (`exclusive`)."""
     entry = registry.get(name)
     started = time.monotonic()
     new_report(name)
@@ -83,15 +180,68 @@ def run_source(name: str, *, pipeline: dlt.Pipeline | None = None, destination: 
         if pipeline is None:
             pipeline = make_pipeline(name, destination=make_destination(destination, duckdb_path),
                                      dataset_name=dataset_name, pipelines_dir=pipelines_dir)
-        source_fn = entry.source()
-        refuse_unknown_keys(name, set(inspect.signature(source_fn).parameters))
-        source = source_fn(**source_kwargs)
-        pipeline.run(source, loader_file_format=preferred_file_format(pipeline))
-        marked = apply_deletions(pipeline, name)
+        with exclusive(pipeline):
+            source_fn = entry.source()
+            refuse_unknown_keys(name, set(inspect.signature(source_fn).parameters))
+            source = select_tables(source_fn(**source_kwargs), tables)
+            pipeline.run(source, **run_options(pipeline))
+            marked = apply_deletions(pipeline, name)
+    except PipelineBusy as exc:
+        return RunResult(name, False, time.monotonic() - started, error=explain(exc), busy=True,
+                         dataset=pipeline.dataset_name if pipeline else None)
     except (MeetingEltError, ConfigError, Exception) as exc:  # noqa: BLE001 - reported to the user
         return RunResult(name, False, time.monotonic() - started, error=explain(exc),
-                         report=get_report(name))
+                         report=get_report(name), dataset=pipeline.dataset_name if pipeline else None)
     info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
     rows = {t: n for t, n in (info.row_counts.items() if info else []) if not t.startswith("_dlt")}
     return RunResult(name, True, time.monotonic() - started, rows=rows, deleted_marked=marked,
-                     report=get_report(name))
+                     report=get_report(name), dataset=pipeline.dataset_name)
+
+
+@dataclass
+class ResetPlan:
+    """What `reset_source` drops: tables in the destination and paths of the source's state."""
+
+    pipeline: dlt.Pipeline
+    tables: list[str]
+    state_paths: list[str]
+    drop: Any  # the prepared `pipeline_drop`, run by `reset_source(..., dry_run=False)`
+
+
+def plan_reset(name: str, *, destination: Any = "duckdb", duckdb_path: str | None = None,
+               dataset_name: str | None = None, pipelines_dir: str | None = None,
+               tables: Sequence[str] | None = None) -> ResetPlan | None:
+    """Prepares dropping source `name`'s tables (all, or `tables` and their child tables)
+    and the state that describes them, in the destination; None when it never loaded there.
+
+    `tables`: each is dropped with the ledger of every entity that feeds it, so those
+    entities are listed and fetched again from scratch on the next run (their other tables
+    merge idempotently)."""
+    from dlt.pipeline.helpers import pipeline_drop
+
+    registry.get(name)
+    pipeline = make_pipeline(name, destination=make_destination(destination, duckdb_path),
+                             dataset_name=dataset_name, pipelines_dir=pipelines_dir)
+    pipeline.sync_destination()  # a fresh worker: the state and schema come from the destination
+    if not pipeline.default_schema_name:
+        return None
+    if not tables:
+        drop = pipeline_drop(pipeline, drop_all=True, state_paths="*")
+        return ResetPlan(pipeline, sorted(drop.info["tables"]), ["*"], drop)
+    schema_tables = set(pipeline.default_schema.data_table_names())
+    unknown = sorted(set(tables) - schema_tables)
+    if unknown:
+        raise ConfigError(f"{name}: no table {', '.join(map(repr, unknown))} in dataset "
+                          f"'{pipeline.dataset_name}'", hint=f"its tables: {', '.join(sorted(schema_tables))}")
+    ledger = pipeline.state.get("sources", {}).get(name, {}).get("ledger", {})
+    paths = sorted({f"ledger.{entity}" for entity, book in ledger.items()
+                    if isinstance(book, dict) and set(book.get("tables") or []) & set(tables)})
+    paths += [f"ledger._marks.{t}" for t in tables if t in ledger.get("_marks", {})]
+    drop = pipeline_drop(pipeline, resources=list(tables), state_paths=paths)
+    return ResetPlan(pipeline, sorted(drop.info["tables"]), paths, drop)
+
+
+def reset_source(plan: ResetPlan) -> None:
+    """Runs a prepared reset, holding the pipeline's lock."""
+    with exclusive(plan.pipeline):
+        plan.drop()

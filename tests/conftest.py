@@ -10,6 +10,19 @@ import pytest
 os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
 # telemetry off: tests never talk to the internet
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+# with Airflow installed, dlt looks up every config value in Airflow's Variables too (a
+# database query each, seconds per run); only the Airflow tests want that, and set it there
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+
+
+@pytest.fixture(autouse=True)
+def _report_notes_logged() -> Iterator:
+    """The CLI turns the report's log lines off for its process; each test starts with them on."""
+    from sources._common.report import log_notes
+
+    log_notes(True)
+    yield
+    log_notes(True)
 
 
 @pytest.fixture

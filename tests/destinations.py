@@ -7,6 +7,7 @@ gives a `Warehouse` with a fresh pipeline and a way to read tables back on any o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,3 +76,15 @@ def children(wh: Warehouse, pipeline: dlt.Pipeline, parent: str, child: str, key
 
 def without(row: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in names}
+
+
+def assert_marked(before: dict[Any, dict], after: dict[Any, dict], gone: Iterable[Any]) -> None:
+    """Rows by key, read before and after a run that should mark `gone` deleted: exactly
+    those carry `deleted_at`, with every other column as it was (`_dlt_id` is dlt's own row
+    id, new with each write); every other row is unchanged."""
+    gone = set(gone)
+    assert {key for key, row in after.items() if row["deleted_at"] is not None} == gone
+    for key in gone:
+        assert without(after[key], "deleted_at", "_dlt_id") == without(before[key], "deleted_at", "_dlt_id")
+    for key in set(after) - gone:
+        assert after[key] == before[key]

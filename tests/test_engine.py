@@ -28,8 +28,9 @@ from sources._common.engine import (
     TableSpec,
     action_for,
     entity_resources,
+    tolerate,
 )
-from sources._common.errors import QuotaExhausted, ScopeError
+from sources._common.errors import NotFoundError, QuotaExhausted, ScopeError
 from sources._common.http import ApiClient, HttpSettings
 from sources._common.ledger import Ledger
 from sources._common.paginators import PageNumberPaginator
@@ -111,17 +112,22 @@ class ToySimulator(Simulator):
 
 
 class FullList(Listing):
-    """Every page, every run: each run is a sweep."""
+    """Every page, every run: each run is a sweep. With `hide`, the ids it leaves out (and
+    no sweep); with `reach`, the only groups whose owed parts it fetches."""
 
     sweep = True
 
-    def __init__(self, client: ApiClient) -> None:
-        self.client = client
+    def __init__(self, client: ApiClient, hide: tuple = (), reach: tuple | None = None) -> None:
+        self.client, self.hide, self.reach = client, set(hide), reach
+        self.sweep = not hide
 
     def pages(self) -> Iterator[list]:
         paginator = PageNumberPaginator(page_size=5, size_param="size", total_pages_path="meta.total_pages")
         for page in self.client.paginate("items", paginator=paginator, items_path="items"):
-            yield page.items
+            yield [i for i in page.items if i.get("id") not in self.hide]
+
+    def reaches(self, record_id: str, entry: dict) -> bool:
+        return self.reach is None or entry.get("group") in self.reach
 
 
 def classify(answer: Any) -> Any:
@@ -133,7 +139,9 @@ def classify(answer: Any) -> Any:
 
 
 @dlt.source(name="toy")
-def toy(base_url: str, token: str, max_requests: int | None = None) -> Any:
+def toy(base_url: str, token: str, max_requests: int | None = None, *, stable_notes: bool = False,
+        rearm_notes: bool = False, digest_notes: bool = False, retry_now: bool = False,
+        hide: tuple = (), reach: tuple | None = None) -> Any:
     report = new_report("toy")
     client = ApiClient(base_url, BearerAuth(token), report,
                        HttpSettings(max_requests=max_requests, concurrency=3, max_retries=1,
@@ -144,16 +152,20 @@ def toy(base_url: str, token: str, max_requests: int | None = None) -> Any:
         key=lambda i: str(i["id"]) if i.get("id") else None,
         version=lambda i: str(i["updated_at"]),
         day=lambda i: str(i["created_at"])[:10],
+        group=lambda i: f"g{int(i['id'][2:]) % 2}",
         wants=lambda i: ((("detail", "notes") if i.get("status") == "done" else ()), i.get("status") != "done"),
         parts=(
             Part("detail", ("item_bodies",), fetch=lambda w: client.get(f"items/{w.record_id}").body,
                  not_found=NotFound.DELETED),
             Part("notes", ("notes",), fetch=lambda w: client.get(f"items/{w.record_id}/notes").body,
                  not_found=NotFound.NOT_READY,
-                 judge=lambda w, body: Ready.READY if body.get("notes") else Ready.NOT_READY),
+                 judge=lambda w, body: Ready.READY if body.get("notes") else Ready.NOT_READY,
+                 version=(lambda i: "v1") if stable_notes else None, rearm=rearm_notes,
+                 digest=(lambda body: str(body["notes"])) if digest_notes else None,
+                 retry_first=timedelta(0) if retry_now else timedelta(minutes=30)),
         ),
     )
-    engine = Engine(entity, lambda book: FullList(client), client=client, report=report,
+    engine = Engine(entity, lambda book: FullList(client, hide, reach), client=client, report=report,
                     now=lambda: datetime.now(UTC))
     return entity_resources(engine, [
         TableSpec("items", hints={"primary_key": "id", "write_disposition": MERGE,
@@ -162,7 +174,8 @@ def toy(base_url: str, token: str, max_requests: int | None = None) -> Any:
                   shape=lambda f: [{"item_id": f.work.record_id, "body": f.bodies["detail"]["body"]}],
                   hints={"primary_key": "item_id", "write_disposition": MERGE}),
         TableSpec("notes", part="notes",
-                  shape=lambda f: [{"item_id": f.work.record_id, "note": n} for n in f.bodies["notes"]["notes"]],
+                  shape=lambda f: [{"item_id": f.work.record_id, "note": n, "grp": f.work.group}
+                                   for n in f.bodies["notes"]["notes"]],
                   hints={"primary_key": "item_id", "write_disposition": MERGE}),
     ], report)
 
@@ -459,3 +472,59 @@ def test_deletions_are_marked_on_delta_tables_that_were_merged_into_before(sim, 
     stored = {r["id"]: r for r in lake.rows(pipeline, "items")}
     assert [i for i, r in stored.items() if r["deleted_at"] is not None] == ["it004"]
     assert stored["it004"]["title"] == "Item 4" and stored["it001"]["title"] == "Renamed"
+
+
+def test_tolerate_lets_only_the_named_actions_pass(sim):
+    report = new_report("toy-tolerate")
+    with ApiClient(sim.base_url, BearerAuth(TOKEN), report, HttpSettings(max_retries=0)) as client:
+        with tolerate(Action.NOT_FOUND) as missing:
+            client.get("items/nope")
+        assert missing.action is Action.NOT_FOUND and isinstance(missing.error, NotFoundError)
+        with tolerate(Action.NOT_FOUND) as fine:
+            body = client.get("items/it001").body
+        assert fine.error is None and fine.action is None and body["id"] == "it001"
+        sim.forbid_notes = True
+        with pytest.raises(ScopeError), tolerate(Action.NOT_FOUND):
+            client.get("items/it001/notes")
+    with pytest.raises(RuntimeError), tolerate(*Action):  # a bug is never tolerated
+        raise RuntimeError("a bug")
+
+
+def test_a_part_whose_body_did_not_change_loads_nothing(sim, pipeline):
+    pipeline.run(toy(**sim.source_config(), digest_notes=True))
+    sim.touch("it003", title="Renamed")
+    sim.clear_log()
+    pipeline.run(toy(**sim.source_config(), digest_notes=True))
+    assert {r.path for r in per_item(sim)} == {"/items/it003", "/items/it003/notes"}
+    assert loaded(pipeline) == {"items": 1, "items__tags": 2, "item_bodies": 1}  # the notes are the same
+    sim.items["it003"]["title"] = "Renamed again"
+    sim.touch("it003")
+    pipeline.run(toy(**sim.source_config()))  # without a digest the same notes load again
+    assert loaded(pipeline) == {"items": 1, "items__tags": 2, "item_bodies": 1, "notes": 1}
+
+
+@pytest.mark.parametrize("rearm", [True, False])
+def test_a_rearmed_part_is_fetched_again_once_its_stage_ran_again(sim, pipeline, rearm):
+    config = {**sim.source_config(), "stable_notes": True, "rearm_notes": rearm}
+    pipeline.run(toy(**config))
+    sim.touch("it003", status="processing")  # the vendor runs it again: no notes wanted now
+    pipeline.run(toy(**config))
+    sim.touch("it003", status="done")
+    sim.clear_log()
+    pipeline.run(toy(**config))
+    notes = [r.path for r in per_item(sim) if r.path.endswith("/notes")]
+    assert notes == (["/items/it003/notes"] if rearm else [])  # the same part version ("v1") each time
+
+
+def test_owed_parts_are_fetched_only_where_the_listing_reaches_with_their_group(sim, pipeline):
+    sim.notes_ready -= {"it004", "it005"}
+    pipeline.run(toy(**sim.source_config(), retry_now=True))
+    sim.notes_ready |= {"it004", "it005"}
+    sim.clear_log()
+    # both are owed from the last run and not listed now: the backlog, for group g0 only
+    pipeline.run(toy(**sim.source_config(), retry_now=True, hide=("it004", "it005"), reach=("g0",)))
+    assert [r.path for r in per_item(sim)] == ["/items/it004/notes"]
+    assert [(r["item_id"], r["grp"]) for r in rows(pipeline, "notes") if r["item_id"] in ("it004", "it005")] == \
+        [("it004", "g0")]
+    book = Ledger(pipeline.state["sources"]["toy"]).entity("items")
+    assert set(book.get("it005")["owed"]) == {"notes"}  # still owed, for a run that reaches it

@@ -255,3 +255,48 @@ def test_map_ordered_keeps_order_and_hands_back_exceptions():
     assert [item for item, _ in results] == list(range(8))
     assert isinstance(results[3][1], ValueError)
     assert results[7][1] == 70
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "no-such-host.invalid"])
+def test_a_host_that_never_answers_fails_within_seconds_not_after_every_retry(host):
+    from sources._common.errors import UnreachableError
+
+    base = f"http://{host.format(port=_closed_port())}"
+    client = ApiClient(base, None, RunReport("t"), HttpSettings(max_retries=8, backoff_initial_seconds=0.5,
+                                                               backoff_max_seconds=30))
+    started = time.monotonic()
+    with pytest.raises(UnreachableError) as caught:
+        client.get("anything")
+    assert time.monotonic() - started < 10
+    assert "cannot reach" in str(caught.value) and "check base_url" in str(caught.value)
+
+
+def test_a_dropped_connection_after_the_host_answered_is_retried_as_usual(sim):
+    sim.faults.script = [None, "drop", "drop", "drop"]
+    client = client_for(sim, max_retries=4)
+    client.get("ok")
+    assert client.get("ok").status == 200  # three drops, then an answer: not "unreachable"
+
+
+def test_a_cli_run_against_a_closed_port_exits_1_in_seconds(tmp_path):
+    import subprocess
+    import sys
+
+    env = {"SOURCES__MEETRIC_PARTNER__BASE_URL": f"http://127.0.0.1:{_closed_port()}",
+           "SOURCES__MEETRIC_PARTNER__API_TOKEN": "mt_x", "PATH": "/usr/bin:/bin",
+           "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "meetric_partner",
+                           "--duckdb-file", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert time.monotonic() - started < 30  # python start-up and dlt import included
+    assert "cannot reach 127.0.0.1" in proc.stdout

@@ -7,7 +7,7 @@ from __future__ import annotations
 from simulators.meetric_partner import MeetricPartnerSimulator
 from sources.meetric_partner import meetric_partner
 
-from .destinations import children, without
+from .destinations import assert_marked, children
 from .partner_helpers import partner_kwargs
 
 LIMITS_OFF = {"requests_per_minute": None, "daily_quota": None}
@@ -30,12 +30,7 @@ def test_deleted_conversations_are_marked_in_a_plain_pipeline_run(start_sim, war
 
     warehouse.run(pipeline, source())
 
-    after = {r["id"]: r for r in warehouse.rows(pipeline, "conversations")}
-    assert {cid for cid, r in after.items() if r["deleted_at"] is not None} == set(gone)
-    for cid in gone:  # every other column as it was (`_dlt_id` is dlt's own row id)
-        assert without(after[cid], "deleted_at", "_dlt_id") == without(before[cid], "deleted_at", "_dlt_id")
-    for cid in set(after) - set(gone):
-        assert after[cid] == before[cid]
+    assert_marked(before, {r["id"]: r for r in warehouse.rows(pipeline, "conversations")}, gone)
     assert children(warehouse, pipeline, "conversations", "conversations__participants",
                     columns=("name", "email")) == participants
     assert {r["conversation_id"]: r["summary"] for r in warehouse.rows(pipeline, "summaries")} == summaries

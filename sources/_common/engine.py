@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -40,6 +41,7 @@ from .errors import (
     NotFoundError,
     RateLimitError,
     ScopeError,
+    UnreachableError,
 )
 from .ledger import EntityLedger, Ledger
 from .records import BAD_DATA_ERRORS, excerpt, shape_or_none
@@ -63,7 +65,7 @@ class Action(Enum):
 
 
 ERROR_ACTIONS: tuple[tuple[tuple[type[BaseException], ...], Action], ...] = (
-    ((AuthError, ConfigError), Action.ABORT),
+    ((AuthError, ConfigError, UnreachableError), Action.ABORT),
     ((ScopeError,), Action.SKIP),
     ((RateLimitError,), Action.STOP),  # QuotaExhausted and BudgetExhausted are RateLimitErrors
     ((NotFoundError,), Action.NOT_FOUND),
@@ -78,6 +80,37 @@ def action_for(exc: BaseException) -> Action | None:
         if isinstance(exc, kinds):
             return action
     return None
+
+
+@dataclass
+class Tolerated:
+    """What `tolerate` let pass: the error and its action (both None when nothing failed)."""
+
+    error: BaseException | None = None
+    action: Action | None = None
+
+
+@contextmanager
+def tolerate(*actions: Action) -> Iterator[Tolerated]:
+    """Ends the block quietly on an error whose action (`ERROR_ACTIONS`) is one of
+    `actions`; any other error propagates.
+
+    For calls outside a part whose 404 or 403 only means "nothing here" to the caller (an
+    optional extra call, one of several organizations, a page past a list that shrank):
+    the engine's table says what the error is, the source says what that means to it.
+
+        with tolerate(Action.NOT_FOUND, Action.SKIP) as failed:
+            extra = client.get(path).body
+        if failed.action is Action.NOT_FOUND: ...
+    """
+    outcome = Tolerated()
+    try:
+        yield outcome
+    except Exception as exc:
+        action = action_for(exc)
+        if action is None or action not in actions:
+            raise
+        outcome.error, outcome.action = exc, action
 
 
 class NotFound(Enum):
@@ -105,7 +138,7 @@ class Work:
     parts: dict[str, str]
     item: dict | None = None
     day: str | None = None
-    group: str | None = None  # the record's group (account, organization), where it has one
+    group: str | None = None  # the record's group (account, organization), listed or not
 
 
 @dataclass
@@ -123,6 +156,13 @@ class Part:
     # the version a body is fetched for (default: the record's version), e.g. a segment
     # count, so that a rename does not fetch the transcript again
     version: Callable[[dict], str] | None = None
+    # True: a version of the record that does not want this part (its stage runs again at
+    # the vendor) forgets that it was fetched, so the next version that wants it fetches it
+    # again, even for the same part version
+    rearm: bool = False
+    # the content of a body that matters (e.g. without signed URLs): a body whose digest
+    # equals the one last loaded for the record loads nothing (the part is done)
+    digest: Callable[[Any], str] | None = None
 
 
 @dataclass
@@ -175,6 +215,11 @@ class Listing:
     def covers(self, record_id: str, entry: dict) -> bool:
         """True when a known record lies in the range this listing read (so not seeing it
         in a complete sweep means it was deleted)."""
+        return True
+
+    def reaches(self, record_id: str, entry: dict) -> bool:
+        """True when this run may fetch the parts a known record still owes from earlier
+        runs (e.g. False for an organization not selected this run: they wait for it)."""
         return True
 
     def finished(self, complete: bool) -> None:
@@ -275,6 +320,10 @@ class Engine:
             tables = {self.entity.table} | {t for p in self.entity.parts for t in p.tables}
             return {t for t in tables if t}
 
+    def _tables(self) -> list[str]:
+        tables = [self.entity.table, *(t for p in self.entity.parts for t in p.tables)]
+        return sorted({t for t in tables if t})
+
     def stop(self, why: str) -> None:
         with self._lock:
             if self.run.stopped is None:
@@ -299,6 +348,7 @@ class Engine:
             return
         ledger = Ledger(dlt.current.source_state())
         book = ledger.entity(self.entity.name)
+        book.feeds(self._tables())
         selected = self.selected = self._selected()
         wanted_parts = {p.name for p in self.entity.parts if set(p.tables) & selected}
         load_rows = self.entity.table in selected
@@ -320,7 +370,7 @@ class Engine:
         def work() -> Iterator[Work]:
             yield from self._list(listing, book, ledger, load_rows, wanted_parts, pages)
             if not self.halted:
-                yield from self._backlog(book, wanted_parts)
+                yield from self._backlog(book, wanted_parts, listing)
 
         if not wanted_parts:  # nothing to fetch: each page is handed over as soon as it is read
             for _ in self._list(listing, book, ledger, load_rows, wanted_parts, pages, ticks=True):
@@ -351,8 +401,9 @@ class Engine:
 
     def _record_versions(self, versions: list[tuple], book: EntityLedger, ledger: Ledger,
                          load_rows: bool) -> None:
-        for record_id, version, day, parts, waiting, group in versions:
-            book.see(record_id, version, day, parts=parts, waiting=waiting, loaded=load_rows, group=group)
+        for record_id, version, day, parts, waiting, group, rearm in versions:
+            book.see(record_id, version, day, parts=parts, waiting=waiting, loaded=load_rows, group=group,
+                     forget=rearm)
         if self.entity.marks_table and load_rows:
             ledger.unmark(self.entity.marks_table, (v[0] for v in versions))  # listed: alive
 
@@ -367,7 +418,7 @@ class Engine:
                 try:
                     for page in group_pages:
                         rows: list[dict] = []
-                        versions: list[tuple[str, str, str | None, dict[str, str], bool, str | None]] = []
+                        versions: list[tuple[str, str, str | None, dict[str, str], bool, str | None, tuple]] = []
                         owed: list[Work] = []
                         for item in page:
                             seen = self._see(item, book, marks, load_rows, wanted_parts, rows, versions, owed)
@@ -429,26 +480,28 @@ class Engine:
                                    part.version, item) if part.version else version
                 if pv is not None:
                     part_versions[name] = str(pv)
-        versions.append((record_id, version, day, part_versions, waiting,
-                         str(group) if group is not None else None))
+        rearm = tuple(p.name for p in entity.parts if p.rearm and p.name not in parts) \
+            if plan is not None else ()
+        group = str(group) if group is not None else None
+        versions.append((record_id, version, day, part_versions, waiting, group, rearm))
         done = entry.get("done") or {}
         owed = {p: v for p, v in part_versions.items() if p in wanted_parts and done.get(p) != v}
         backing_off = entry.get("check_at") and owed.items() <= (entry.get("owed") or {}).items() \
             and parse_instant(entry["check_at"]) > self.now
         if owed and not self.halted and not backing_off:
             self.run.submitted.add(record_id)
-            work.append(Work(record_id, owed, item, day, str(group) if group is not None else None))
+            work.append(Work(record_id, owed, item, day, group))
         return record_id
 
-    def _backlog(self, book: EntityLedger, wanted_parts: set[str]) -> list[Work]:
+    def _backlog(self, book: EntityLedger, wanted_parts: set[str], listing: Listing) -> list[Work]:
         """Parts owed from earlier runs by records this run's listing did not show."""
         out = []
         for record_id, owed in book.due(self.now):
             if record_id in self.run.submitted:
                 continue
             parts = {p: v for p, v in owed.items() if p in wanted_parts}
-            if parts:
-                entry = book.get(record_id) or {}
+            entry = book.get(record_id) or {}
+            if parts and listing.reaches(record_id, entry):
                 out.append(Work(record_id, parts, None, entry.get("day"), entry.get("group")))
         return out
 
@@ -491,7 +544,7 @@ class Engine:
                     yield w
 
         batch: list[Fetched] = []
-        settled: list[tuple[str, str, str]] = []
+        settled: list[tuple[str, str, str, str | None]] = []
         for w, result in map_ordered(self._fetch, pending(), self.concurrency):
             yield from drain()  # the pages that owed this work were listed before it
             if isinstance(result, BaseException):
@@ -507,12 +560,12 @@ class Engine:
             yield FetchedBatch(batch)
         self._apply(settled, book)
 
-    def _apply(self, settled: list[tuple[str, str, str]], book: EntityLedger) -> None:
-        for record_id, part, version in settled:
-            book.settle(record_id, part, version)
+    def _apply(self, settled: list[tuple[str, str, str, str | None]], book: EntityLedger) -> None:
+        for record_id, part, version, digest in settled:
+            book.settle(record_id, part, version, digest=digest)
 
     def _settle(self, work: Work, result: dict[str, Any], book: EntityLedger, ledger: Ledger,
-                settled: list[tuple[str, str, str]]) -> dict[str, Any]:
+                settled: list[tuple[str, str, str, str | None]]) -> dict[str, Any]:
         """Decides each part's fate; returns the bodies to load. Parts done are settled in
         the ledger only after their rows are yielded (`settled`)."""
         bodies: dict[str, Any] = {}
@@ -524,14 +577,20 @@ class Engine:
                 if part.judge is not None:
                     verdict = shape_or_none(self.report, part.tables[0] if part.tables else name,
                                             work.record_id, part.judge, work, value) or Ready.NONE
+                digest = None
+                if verdict is Ready.READY and part.digest is not None:
+                    digest = shape_or_none(self.report, part.tables[0] if part.tables else name,
+                                           work.record_id, part.digest, value)
+                    if digest is not None and digest == book.digest(work.record_id, name):
+                        verdict = Ready.NONE  # the same content as loaded last: nothing to load
                 if verdict is Ready.READY:
                     bodies[name] = value
-                    settled.append((work.record_id, name, version))
+                    settled.append((work.record_id, name, version, digest))
                     self.run.fetched += 1
                 elif verdict is Ready.NOT_READY:
                     book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
                 else:
-                    settled.append((work.record_id, name, version))
+                    settled.append((work.record_id, name, version, None))
                 continue
             action = action_for(value)
             if action is None or action is Action.ABORT:
@@ -553,7 +612,7 @@ class Engine:
                 if part.not_found is NotFound.NOT_READY:
                     book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
                 else:
-                    settled.append((work.record_id, name, version))
+                    settled.append((work.record_id, name, version, None))
             elif action is Action.RETRY:
                 self.report.warn(f"{self.entity.name} {work.record_id}: {name} not loaded, tried again "
                                  f"later: {getattr(value, 'message', value)}")
@@ -562,7 +621,7 @@ class Engine:
                 table = part.tables[0] if part.tables else self.entity.name
                 self.report.bad_record(table, work.record_id, f"{name}: could not be read "
                                        f"({type(value).__name__}: {value})", loaded=False)
-                settled.append((work.record_id, name, version))
+                settled.append((work.record_id, name, version, None))
         return bodies
 
     # ---------------------------------------------------------------- deletions

@@ -84,6 +84,12 @@ class TransientError(MeetingEltError):
     hint = "the API kept failing; re-run later — nothing fetched so far is lost"
 
 
+class UnreachableError(MeetingEltError):
+    """The host never answered this run (refused, unknown name, or silent). Abort at once."""
+
+    hint = "check base_url and that this machine can reach the host (network, proxy, firewall)"
+
+
 class BadRequestError(MeetingEltError):
     """400: the request was malformed (usually a config value such as start_date)."""
 

@@ -29,6 +29,7 @@ from .errors import (
     RateLimitError,
     ScopeError,
     TransientError,
+    UnreachableError,
 )
 from .pacing import Pacer, RateLimitInfo
 from .paginators import BasePaginator, PageRequest, dig
@@ -41,6 +42,11 @@ DEFAULT_BACKOFF_INITIAL_SECONDS = 0.5
 DEFAULT_BACKOFF_MAX_SECONDS = 30.0
 DEFAULT_RETRY_AFTER_MAX_SECONDS = 120.0
 DEFAULT_CONCURRENCY = 4
+# a host that never answered this run (refused, unknown, or silent) is given this many
+# attempts, each connect capped at this many seconds, before the run says it cannot reach it:
+# a wrong base_url or a network outage fails in seconds, not after the full retry schedule
+UNREACHABLE_ATTEMPTS = 3
+UNREACHABLE_CONNECT_TIMEOUT_SECONDS = 5.0
 RETRY_AFTER_BODY_KEYS = ("retryAfter", "retry_after", "error.retry_after", "error.retryAfter",
                          "error.recovery.retry_after_seconds")
 
@@ -63,10 +69,11 @@ class _Retryable(Exception):
     """Internal: an attempt failed in a way worth another try."""
 
     def __init__(self, message: str, *, retry_after: float | None = None,
-                 final: MeetingEltError | None = None) -> None:
+                 final: MeetingEltError | None = None, unreachable: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.final = final
+        self.unreachable = unreachable
 
 
 @dataclass
@@ -90,6 +97,18 @@ class Page:
 
 
 ErrorClassifier = Callable[[ApiResponse], "MeetingEltError | None"]
+
+
+def _reason(exc: Exception) -> str:
+    """Why a connection failed, in words (refused, unknown host, no answer)."""
+    text = str(exc).lower()
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "no answer within the connect timeout"
+    if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        return "the host name does not resolve"
+    if "refused" in text:
+        return "the connection was refused"
+    return type(exc).__name__
 
 
 def parse_retry_after(value: Any) -> float | None:
@@ -168,6 +187,9 @@ class ApiClient:
         self._sent = 0
         self._answered = 0
         self._stopped_at: int | None = None  # the reserve at which sending stopped
+        self._reached = False  # the host answered at least once this run
+        self._first_contact_timeout = httpx.Timeout(
+            s.timeout_seconds, connect=min(s.timeout_seconds, UNREACHABLE_CONNECT_TIMEOUT_SECONDS))
         self._seq_lock = threading.Lock()
         pool = max(4, s.concurrency * 2)
         self._http = httpx.Client(
@@ -247,7 +269,7 @@ class ApiClient:
         """Sends one request with retries; returns the parsed answer or raises a typed error."""
         s = self.settings
         retrying = Retrying(
-            stop=stop_after_attempt(max(1, s.max_retries + 1)),
+            stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception_type(_Retryable),
             reraise=True,
@@ -267,6 +289,13 @@ class ApiClient:
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _stop(self, state: RetryCallState) -> bool:
+        """The retry schedule's end: `max_retries`, or sooner for a host never reached."""
+        if stop_after_attempt(max(1, self.settings.max_retries + 1))(state):
+            return True
+        exc = state.outcome.exception() if state.outcome else None
+        return bool(getattr(exc, "unreachable", False)) and state.attempt_number >= UNREACHABLE_ATTEMPTS
+
     def _wait(self, state: RetryCallState) -> float:
         s = self.settings
         backoff = wait_random_exponential(multiplier=s.backoff_initial_seconds,
@@ -284,14 +313,25 @@ class ApiClient:
         self.pacer.acquire()
         safe_url = redact_url(url)
         try:
-            response = self._http.request(method, url, params=params or None, json=json, data=data)
+            timeout = httpx.USE_CLIENT_DEFAULT if self._reached else self._first_contact_timeout
+            response = self._http.request(method, url, params=params or None, json=json, data=data,
+                                          timeout=timeout)
             content = response.content  # reads the whole body: truncation raises here
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            self.report.count_request("unreachable", retry=retry)
+            if self._reached:
+                raise _Retryable(f"connection failed ({type(exc).__name__}) on {safe_url}") from None
+            host = httpx.URL(url).host
+            raise _Retryable(
+                f"cannot reach {host} ({type(exc).__name__})", unreachable=True,
+                final=UnreachableError(f"cannot reach {host}: {_reason(exc)}", url=safe_url)) from None
         except httpx.TimeoutException as exc:
             self.report.count_request("timeout", retry=retry)
             raise _Retryable(f"timeout ({type(exc).__name__}) on {safe_url}") from None
         except httpx.TransportError as exc:
             self.report.count_request("dropped", retry=retry)
             raise _Retryable(f"connection failed ({type(exc).__name__}) on {safe_url}") from None
+        self._reached = True
         status = response.status_code
         self.report.count_request(status, retry=retry)
         info = RateLimitInfo.from_headers(response.headers)

@@ -15,12 +15,15 @@ the destination with the data it describes, and a fresh worker continues from it
             "owed": {part: version}, # per-item calls still owed, each with the version of
                                      #   the record it must be fetched for
             "done": {part: version}, # the version each part was last fetched for
+            "digests": {part: str},  # the content digest of each part's body last loaded,
+                                     #   for parts that have one (`Part.digest`)
             "waiting": true,         # the vendor is not done with it (still processing):
                                      #   listings reach back to it until it is final
             "check_at": iso,         # when an owed part may be tried again (back-off)
             "tries": int,            # how many times it was tried without success
         }},                          # (empty fields are left out)
         "cursor": {...},             # the listing strategy's own bookmarks
+        "tables": [...],             # the tables this entity feeds (what a reset of them clears)
         "last_sweep_at": iso,        # when the last complete sweep ended
     }
     source_state["ledger"]["_marks"] = {table: {id: deleted_at}}
@@ -54,6 +57,11 @@ class EntityLedger:
         self.cursor: dict[str, Any] = state.setdefault("cursor", {})
 
     # ---------------------------------------------------------------- reading
+    def feeds(self, tables: list[str]) -> None:
+        """Records the tables this entity feeds (for `meeting-elt reset --tables`)."""
+        if self._state.get("tables") != tables:
+            self._state["tables"] = tables
+
     def get(self, record_id: str) -> dict[str, Any] | None:
         return self.records.get(record_id)
 
@@ -65,6 +73,10 @@ class EntityLedger:
 
     def ids(self) -> Iterator[str]:
         return iter(self.records)
+
+    def digest(self, record_id: str, part: str) -> str | None:
+        """The content digest of the body last loaded for the record's part, if any."""
+        return ((self.records.get(record_id) or {}).get("digests") or {}).get(part)
 
     def owed(self) -> Iterator[tuple[str, dict[str, str]]]:
         """(id, {part: version}) of every record with per-item calls still owed."""
@@ -102,12 +114,18 @@ class EntityLedger:
     # ---------------------------------------------------------------- writing
     def see(self, record_id: str, version: str, day: str | None, *,
             parts: dict[str, str] | None = None, waiting: bool = False,
-            loaded: bool = True, group: str | None = None) -> dict[str, Any]:
+            loaded: bool = True, group: str | None = None,
+            forget: Iterable[str] = ()) -> dict[str, Any]:
         """Records what a listing showed. `parts` are the per-item calls this version needs,
         each with the version it must be fetched for: owed unless already done for it.
         `loaded` says the row itself was handed to dlt (a list row), so `version` is what
-        the table now holds."""
+        the table now holds. `forget`: parts this version does not want whose `done` is
+        dropped, so a later version that wants them fetches them again."""
         entry = self.records.setdefault(record_id, {})
+        for part in forget:
+            entry.get("done", {}).pop(part, None)
+        if "done" in entry and not entry["done"]:
+            del entry["done"]
         if loaded:
             entry["version"] = version
         if day is not None:
@@ -132,12 +150,15 @@ class EntityLedger:
             entry.pop("tries", None)
         return entry
 
-    def settle(self, record_id: str, part: str, version: str) -> None:
-        """A part was fetched for `version` and its rows yielded: done for that version."""
+    def settle(self, record_id: str, part: str, version: str, *, digest: str | None = None) -> None:
+        """A part was fetched for `version` and its rows yielded: done for that version
+        (`digest`: the content of the body loaded, where the part has one)."""
         entry = self.records.get(record_id)
         if entry is None:
             return
         entry.setdefault("done", {})[part] = version
+        if digest is not None:
+            entry.setdefault("digests", {})[part] = digest
         owed = entry.get("owed", {})
         if owed.get(part) == version:
             owed.pop(part)

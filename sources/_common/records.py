@@ -16,7 +16,7 @@ names that record and lets the rest of the run go on, instead of ending it.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -74,6 +74,12 @@ def read_instant(value: Any) -> datetime | None:
     """An ISO 8601 instant as an aware UTC datetime; None when empty or unparsable."""
     if not isinstance(value, str) or not value.strip():
         return None
+    try:  # the C parser first: ISO 8601 with `Z` or an offset, the shape nearly all are sent in
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+    except ValueError:
+        pass
     try:
         return parse_instant(value.strip())
     except Exception:  # noqa: BLE001 - pendulum raises several kinds for garbage

@@ -14,6 +14,10 @@ from .redaction import redact
 BAD_RECORDS_LOGGED_PER_TABLE = 20  # more are counted and kept in the report, not logged
 
 _reports: dict[str, RunReport] = {}
+# where a run's notes go besides the report: dlt's logger (a user's own pipeline, Airflow,
+# Dagster), unless a caller that prints the report itself (the CLI's summary) turns it off,
+# so that cron logs do not carry every note twice
+_log_notes = True
 _reports_lock = threading.Lock()
 
 
@@ -64,13 +68,13 @@ class RunReport:
             if table in self.skipped:
                 return
             self.skipped[table] = reason
-        logger.warning(f"{self.source}: skipping table '{table}': {reason}")
+        _log("warning", f"{self.source}: skipping table '{table}': {reason}")
 
     def wait(self, what: str, note: str) -> None:
         """Records what is left for the next run."""
         with self._lock:
             self.waiting[what] = redact(note)
-        logger.info(f"{self.source}: left for the next run: {what}: {note}")
+        _log("info", f"{self.source}: left for the next run: {what}: {note}")
 
     def bad_record(self, table: str, record_id: object, problem: str, *, loaded: bool) -> None:
         """Names a malformed record (once per table, id and problem): `loaded` when it was
@@ -85,7 +89,7 @@ class RunReport:
             logged = self._bad_per_table[table]
         if logged <= BAD_RECORDS_LOGGED_PER_TABLE:
             what = "loaded as sent" if loaded else "NOT loaded"
-            logger.warning(f"{self.source}: bad record in '{table}' ({what}): {entry.record_id}: {entry.problem}")
+            _log("warning", f"{self.source}: bad record in '{table}' ({what}): {entry.record_id}: {entry.problem}")
 
     def warn(self, message: str) -> None:
         message = redact(message)
@@ -93,7 +97,18 @@ class RunReport:
             if message in self.warnings:
                 return
             self.warnings.append(message)
-        logger.warning(f"{self.source}: {message}")
+        _log("warning", f"{self.source}: {message}")
+
+
+def log_notes(enabled: bool) -> None:
+    """Whether reports also send their notes to dlt's logger (default: yes)."""
+    global _log_notes
+    _log_notes = enabled
+
+
+def _log(level: str, message: str) -> None:
+    if _log_notes:
+        getattr(logger, level)(message)
 
 
 def new_report(source: str) -> RunReport:

@@ -8,12 +8,13 @@ row-by-row normaliser.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 
-from .records import describe, read_float, read_int, read_text, unreadable
+from .records import describe, read_float, read_instant, read_int, read_text, unreadable
 
 if TYPE_CHECKING:
     from .report import RunReport
@@ -61,12 +62,9 @@ def segments_table(rows: list[dict[str, Any]], report: RunReport | None = None) 
     columns that sources add themselves (`CONTEXT_TYPES`) keep their own types.
     """
     extra = sorted({k for row in rows for k in row} - set(CANONICAL_SCHEMA.names))
-    raw: dict[str, list] = {}  # canonical column -> raw values that could not be read
+    raw: dict[str, list] = {}  # typed column -> raw values that could not be read
     arrays = [_canonical_array(f, rows, report, raw) for f in CANONICAL_SCHEMA]
     fields = list(CANONICAL_SCHEMA)
-    for name, values in raw.items():
-        arrays.append(pa.array(values, pa.string()))
-        fields.append(pa.field(f"{name}__raw", pa.string()))
     for name in extra:
         if name in CONTEXT_TYPES:
             arrays.append(_canonical_array(pa.field(name, CONTEXT_TYPES[name]), rows, report, raw))
@@ -76,13 +74,21 @@ def segments_table(rows: list[dict[str, Any]], report: RunReport | None = None) 
         arrays.append(pa.array([None if v is None else v if isinstance(v, str)
                                 else orjson.dumps(v, default=str).decode() for v in values], pa.string()))
         fields.append(pa.field(name, pa.string()))
+    for name, values in raw.items():
+        arrays.append(pa.array(values, pa.string()))
+        fields.append(pa.field(f"{name}__raw", pa.string()))
     # with the schema, not just names: keeps the key columns non-nullable as HINTS declare them
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-# columns a source adds to every segment row itself (not vendor fields): their types are known
-CONTEXT_TYPES = {"organization_id": pa.int64(), "account_id": pa.string()}
-_READERS = {pa.string(): read_text, pa.float64(): read_float, pa.int64(): read_int}
+# columns a source adds to every segment row itself, and the vendor's instant fields of a
+# segment (partner chat messages' `sent_at`, Convo's `timestamp`): their types are known, so
+# they are typed columns (instants as UTC timestamps), not text
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+CONTEXT_TYPES = {"organization_id": pa.int64(), "account_id": pa.string(),
+                 "sent_at": UTC_TIMESTAMP, "timestamp": UTC_TIMESTAMP}
+_READERS = {pa.string(): read_text, pa.float64(): read_float, pa.int64(): read_int,
+            UTC_TIMESTAMP: read_instant}
 
 
 def _canonical_array(f: pa.Field, rows: list[dict[str, Any]], report: RunReport | None,
@@ -90,17 +96,20 @@ def _canonical_array(f: pa.Field, rows: list[dict[str, Any]], report: RunReport 
     """The column, converting value by value when the fast path fails; unreadable values
     are null here and kept as text in `raw[name]`."""
     values = [row.get(f.name) for row in rows]
-    try:
-        return pa.array(values, type=f.type)
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        pass
+    instants = f.type == UTC_TIMESTAMP  # sent as ISO text: parsing them is no repair
+    if not instants:
+        try:
+            return pa.array(values, type=f.type)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            pass
     reader = _READERS[f.type]
     out, kept = [], [None] * len(rows)
     for i, (row, value) in enumerate(zip(rows, values, strict=True)):
-        read = reader(value)
+        read = value if instants and isinstance(value, datetime) else reader(value)
         if unreadable(value, read):
             kept[i] = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
-        if report is not None and (unreadable(value, read) or (value is not None and read != value)):
+        repaired = not instants and value is not None and read != value
+        if report is not None and (unreadable(value, read) or repaired):
             report.bad_record(TABLE, f"{row.get('meeting_id')}#{row.get('segment_index')}",
                               f"{f.name}={describe(value)} " + (f"unreadable: null, raw kept in {f.name}__raw" if read is None
                                                                  else f"read as {describe(read)}"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-from collections.abc import Iterator, Sequence
-from datetime import UTC
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import dlt
@@ -13,51 +13,77 @@ from dlt.sources import DltResource
 
 from .._common.auth import OAuth2ClientCredentials
 from .._common.config import HttpConfiguration, http_settings, require
-from .._common.errors import ConfigError, MeetingEltError, NotFoundError, RateLimitError, ScopeError
+from .._common.engine import Action, Engine, TableSpec, entity_resources, tolerate
+from .._common.errors import ConfigError
 from .._common.http import ApiClient
+from .._common.ledger import EntityLedger
+from .._common.records import read_int
 from .._common.report import RunReport, new_report
-from .._common.state import DELETED_AT_COLUMN, mark_swept, prune_tombstones, sweep_due
-from .._common.timeutil import iso, parse_start_date, utc_now
+from .._common.snapshots import snapshot_resources
+from .._common.tables import MERGE, deleted_at_column
+from .._common.timeutil import parse_start_date, utc_now
 from .._common.transcripts import HINTS as SEGMENT_HINTS
 from .._common.transcripts import TABLE as SEGMENTS
-from .account import (
-    event_status,
-    list_all,
-    org_snapshot,
-    upcoming_snapshot,
-    usage_months,
-    usage_rows,
-    webhook_events,
-    webhook_rows,
+from .entities import (
+    UPCOMING_TABLE,
+    MeetingCalls,
+    WebhookCalls,
+    conformed,
+    event_entity,
+    group_of,
+    instant_of,
+    meeting_entity,
+    meeting_specs,
+    usage_entity,
+    webhook_entity,
+    webhook_specs,
 )
-from .helpers import classify_error, flag, without_secrets
-from .meetings import MeetingSync
+from .helpers import classify_error
+from .listing import (
+    EventListing,
+    MeetingListing,
+    UpcomingLists,
+    UsageListing,
+    WebhookListing,
+    WebhookLog,
+    topic_lists,
+    usage_key,
+)
 from .settings import (
     COLUMN_TYPES,
     DEFAULT_BASE_URL,
+    MARKED_TABLES,
     MEETINGS,
     ORGANIZATIONS,
     PAGE_SIZE_MAX,
+    PRIMARY_KEYS,
     TOKEN_PATH,
     TOKEN_REFRESH_MARGIN_SECONDS,
     TOPICS,
     UPCOMING,
-    UPCOMING_LIMIT,
     USAGE,
     WEBHOOKS,
 )
 
 NAME = "meemo"
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+MEETING_TABLES = ["meetings", "transcripts", SEGMENTS, "summaries", "participants", "recordings"]
+TABLES = [*MEETING_TABLES, "organizations", "topics", "webhooks", "webhook_events", "usage", "upcoming_meetings"]
 
 
 def columns(table: str, *, deleted_at: bool = False) -> dict[str, dict]:
     """Typed column hints of `table` (fresh dicts each time: dlt writes names into them)."""
     hints = {name: {"data_type": kind, "nullable": True} for name, kind in COLUMN_TYPES[table].items()}
-    return {**hints, **({"deleted_at": dict(DELETED_AT_COLUMN["deleted_at"])} if deleted_at else {})}
+    return {**hints, **(deleted_at_column() if deleted_at else {})}
 
 
-MEETING_TABLES = ["meetings", "transcripts", SEGMENTS, "summaries", "participants", "recordings"]
+def table_hints() -> dict[str, dict]:
+    """Key, write disposition and columns of every table (fresh for each source instance)."""
+    hints = {table: {"primary_key": key, "write_disposition": MERGE,
+                     "columns": columns(table, deleted_at=table in MARKED_TABLES)}
+             for table, key in PRIMARY_KEYS.items()}
+    hints["participants"]["merge_key"] = "meeting_id"  # a meeting's list replaces its old one whole
+    hints[SEGMENTS] = dict(SEGMENT_HINTS, columns={k: dict(v) for k, v in SEGMENT_HINTS["columns"].items()})
+    return hints
 
 
 def make_client(base_url: str | None, client_id: str, client_secret: str,
@@ -81,11 +107,11 @@ def parse_organization_ids(value: Any) -> list[int] | None:
     if value in (None, "", []):
         return None
     items = value.split(",") if isinstance(value, str) else value if isinstance(value, list | tuple) else [value]
-    try:
-        return [int(str(v).strip()) for v in items if str(v).strip()]
-    except ValueError:
+    ids = [read_int(str(v).strip()) for v in items if str(v).strip()]
+    if any(i is None for i in ids):
         raise ConfigError(f"organization_ids={value!r} must be a list of integer ids",
-                          hint="e.g. organization_ids = [12, 34] in .dlt/config.toml") from None
+                          hint="e.g. organization_ids = [12, 34] in .dlt/config.toml")
+    return [i for i in ids if i is not None]
 
 
 class Organizations:
@@ -124,6 +150,20 @@ class Organizations:
     def ids(self) -> list[int]:
         return [o["id"] for o in self.selected()]
 
+    def rows(self) -> list[dict]:
+        """The `organizations` rows: the selected organizations."""
+        return [{**o, "organization_id": o["id"]} for o in self.selected()]
+
+    def unselected(self) -> set[str]:
+        """Ids of organizations available but not selected: their rows are kept as they are."""
+        return {str(o["id"]) for o in self.available()} - {str(i) for i in self.ids()}
+
+    def clock(self) -> datetime:
+        """The API's time (read from the organizations' answer, fetched first if need be)."""
+        self.available()
+        return self.now
+
+
 
 @dlt.source(name=NAME)
 def meemo(
@@ -154,181 +194,57 @@ def meemo(
         raise ConfigError(f"page_size={page_size} must be between 1 and {PAGE_SIZE_MAX}")
     start = parse_start_date(start_date)
     start_day = start.date() if start else None
+    interval, size = float(sweep_interval_hours), int(page_size)
     report = new_report(NAME)
     client = make_client(base_url, client_id, client_secret, http, report)
     orgs = Organizations(client, report, parse_organization_ids(organization_ids))
-    size = int(page_size)
+    hints = table_hints()
 
-    @dlt.resource(name="organizations", primary_key="id", write_disposition=MERGE,
-                  columns=columns("organizations", deleted_at=True))
-    def organizations() -> Iterator[Any]:
-        available = orgs.available()
-        if not available:
-            return
-        state = dlt.current.resource_state()
-        known = set(state.get("hashes", {}))
-        unselected = {str(o["id"]) for o in available} - {str(i) for i in orgs.ids()}
-        scanned = [int(k) for k in known - unselected]
-        rows = [{**o, "organization_id": o["id"]} for o in orgs.selected()]
-        yield org_snapshot(state, dlt.current.source_state(), "organizations", rows, scanned,
-                           orgs.now, report, refuse_empty=False)
+    def engine(entity: Any, listing: Any) -> Engine:
+        return Engine(entity, listing, client=client, report=report, now=orgs.clock)
 
-    @dlt.resource(name="meetings", primary_key="id", write_disposition=MERGE)
-    def meetings() -> Iterator[Any]:
-        ids = orgs.ids()
-        source_state = dlt.current.source_state()
-        prune_tombstones(source_state, orgs.now)
-        sync = MeetingSync(client, report, orgs=ids, now=orgs.now, start_day=start_day,
-                           sweep_interval_hours=sweep_interval_hours, page_size=size,
-                           include_recordings=include_recordings, state=dlt.current.resource_state(),
-                           source_state=source_state)
-        yield from sync.run()
+    organizations = snapshot_resources(
+        name="organizations", fetch=orgs.rows, client=client, report=report, now=orgs.clock,
+        covers=lambda record_id, entry: record_id not in orgs.unselected(), hints=hints["organizations"])
 
-    meetings.apply_hints(table_name="transcripts", primary_key="meeting_id", write_disposition=MERGE,
-                         columns=columns("transcripts"), create_table_variant=True)
-    meetings.apply_hints(table_name=SEGMENTS, create_table_variant=True, **SEGMENT_HINTS)
-    meetings.apply_hints(table_name="summaries", primary_key="meeting_id", write_disposition=MERGE,
-                         columns=columns("summaries"),
-                         create_table_variant=True)
-    meetings.apply_hints(table_name="participants", primary_key=["meeting_id", "participant_index"],
-                         merge_key="meeting_id", write_disposition=MERGE, columns=columns("participants"),
-                         create_table_variant=True)
-    meetings.apply_hints(table_name="recordings", primary_key="meeting_id", write_disposition=MERGE,
-                         columns=columns("recordings"), create_table_variant=True)
-    # after the variants, which would otherwise inherit these columns
-    meetings.apply_hints(columns=columns("meetings", deleted_at=True))
+    calls = MeetingCalls(client)
+    meetings = engine(meeting_entity(calls), lambda book: MeetingListing(
+        book, client, report, orgs=orgs.ids(), now=orgs.clock(), start_day=start_day,
+        sweep_interval_hours=interval, page_size=size))
+    calls.engine = meetings
 
-    @dlt.resource(name="topics", primary_key="id", write_disposition=MERGE,
-                  columns=columns("topics", deleted_at=True))
-    def topics() -> Iterator[Any]:
-        rows: dict[str, dict] = {}
-        scanned = []
-        for org in orgs.ids():
-            try:
-                body = client.get(TOPICS, {"organization_id": org}).body
-            except ScopeError as exc:
-                report.warn(f"organization {org}: topics not loaded: {exc.message}")
-                continue
-            except RateLimitError as exc:
-                report.wait("topics", f"stopped: {exc.message}")
-                break
-            scanned.append(org)
-            for topic in body if isinstance(body, list) else []:
-                if not isinstance(topic, dict) or topic.get("id") is None:
-                    report.warn(f"organization {org}: skipped a malformed topic: {str(topic)[:200]}")
-                    continue
-                rows.setdefault(str(topic["id"]), {**topic, "organization_id": org})
-        yield org_snapshot(dlt.current.resource_state(), dlt.current.source_state(), "topics",
-                           list(rows.values()), scanned, orgs.now, report)
+    snapshot: dict[str, Any] = {"client": client, "report": report, "now": orgs.clock, "group": group_of}
+    topics = topic_lists(client, report, orgs)
+    upcoming = UpcomingLists(client, report, orgs)
+    usage = engine(usage_entity(usage_key), lambda book: UsageListing(book, client, report, orgs=orgs.ids(),
+                                                                      now=orgs.clock(), start_day=start_day))
 
-    @dlt.resource(name="webhooks", primary_key="id", write_disposition=MERGE)
-    def webhooks() -> Iterator[Any]:
-        """The webhook list, then each webhook's delivery log; a webhook's detail (its
-        `failure_count`) is read when the listing shows it new or changed, when new failed
-        deliveries arrived for it, and for every webhook on a sweep."""
-        selected = set(orgs.ids())
-        if not selected:
-            return
-        rows = []
-        try:
-            pages = list(list_all(client, WEBHOOKS, size))
-        except RateLimitError as exc:
-            report.wait("webhooks", f"stopped: {exc.message}")
-            return
-        for page in pages:
-            for hook in page:
-                if not isinstance(hook, dict) or hook.get("id") is None:
-                    report.warn(f"skipped a malformed webhook: {str(without_secrets(hook) if isinstance(hook, dict) else hook)[:200]}")
-                    continue
-                org = hook.get("organization_id")
-                if org in selected or (org is None and not orgs.wanted):
-                    rows.append(without_secrets(hook))
-        state = dlt.current.resource_state()
-        changed = org_snapshot(state, dlt.current.source_state(), "webhooks", rows, selected, orgs.now, report)
-        events_state = state.setdefault("events", {})
-        new_events, failing = [], set()
-        for hook in rows:
-            try:
-                events = webhook_events(client, report, hook, events_state, size)
-            except NotFoundError:
-                continue  # deleted since it was listed
-            except RateLimitError as exc:
-                report.wait("webhook_events", f"stopped: {exc.message}")
-                break
-            new_events += [without_secrets(e) for e in events]
-            if any(event_status(e) == "failed" for e in events):
-                failing.add(str(hook["id"]))
-        sweep = sweep_due(state, sweep_interval_hours, orgs.now)
-        wanted = {str(h["id"]) for h in (rows if sweep else changed)} | failing
-        loaded, complete = webhook_rows(client, report, rows, changed, wanted, state)
-        if loaded:
-            yield loaded
-        if sweep and complete:
-            mark_swept(state, orgs.now)
-        if new_events:
-            yield dlt.mark.with_table_name(new_events, "webhook_events")
+    log = WebhookLog(client, report, orgs, size)
+    hook_calls = WebhookCalls(client)
 
-    webhooks.apply_hints(table_name="webhook_events", primary_key="id", write_disposition=MERGE,
-                         columns=columns("webhook_events"), create_table_variant=True)
-    webhooks.apply_hints(columns=columns("webhooks", deleted_at=True))  # after the variant
+    def webhook_listing(book: EntityLedger) -> WebhookListing:
+        hook_calls.listing = WebhookListing(book, log, now=orgs.clock(), sweep_interval_hours=interval)
+        return hook_calls.listing
 
-    @dlt.resource(name="usage", primary_key=["organization_id", "capability_name", "period_start"],
-                  write_disposition=MERGE, columns=columns("usage"))
-    def usage() -> Iterator[Any]:
-        state = dlt.current.resource_state().setdefault("orgs", {})
-        for org in orgs.ids():
-            org_state = state.setdefault(str(org), {})
-            try:
-                rows = usage_rows(client, report, org, usage_months(org_state, orgs.now, start_day), org_state)
-            except ScopeError as exc:
-                report.warn(f"organization {org}: usage not loaded: {exc.message}")
-                continue
-            except RateLimitError as exc:
-                report.wait("usage", f"stopped: {exc.message}")
-                break
-            org_state["read_through"] = iso(orgs.now)
-            if rows:
-                yield rows
+    webhooks = engine(webhook_entity(hook_calls), webhook_listing)
+    events = engine(event_entity(), lambda book: EventListing(book, log))
 
-    @dlt.resource(name="upcoming_meetings", primary_key="id", write_disposition=MERGE,
-                  columns=columns("upcoming_meetings", deleted_at=True))
-    def upcoming_meetings() -> Iterator[Any]:
-        """Upcoming events of the organizations' connected calendars (one call each)."""
-        rows, scanned, integrated = [], [], False
-        for org in orgs.ids():
-            try:
-                body = client.get(UPCOMING, {"organization_id": org, "limit": UPCOMING_LIMIT}).body
-            except NotFoundError as exc:
-                report.skip("upcoming_meetings", f"this Meemo build has no calendar/upcoming-meetings/ ({exc.message})")
-                return
-            except ScopeError as exc:
-                report.warn(f"organization {org}: upcoming meetings not loaded: {exc.message}")
-                continue
-            except RateLimitError as exc:
-                report.wait("upcoming_meetings", f"stopped: {exc.message}")
-                break
-            results = body.get("results") if isinstance(body, dict) else None
-            if not isinstance(results, list):
-                report.warn(f"organization {org}: upcoming meetings in an unknown shape: {str(body)[:200]}")
-                continue
-            if flag(body.get("integrated")) is False:
-                continue  # no calendar connected: nothing listed, nothing to compare
-            integrated = True
-            if len(results) < UPCOMING_LIMIT:  # a list cut at the limit cannot tell what left it
-                scanned.append(org)
-            for event in results:
-                if not isinstance(event, dict) or event.get("id") is None:
-                    report.warn(f"organization {org}: skipped a malformed upcoming meeting: {str(event)[:200]}")
-                    continue
-                rows.append({**event, "organization_id": event.get("organization_id") or org})
-        if not integrated and not rows and orgs.ids():
-            report.skip("upcoming_meetings", "no organization has a calendar connected (integrated: false)")
-        changed = upcoming_snapshot(dlt.current.resource_state(), dlt.current.source_state(), rows, scanned,
-                                    orgs.now, report)
-        if changed:
-            yield changed
+    return [
+        *organizations,
+        *entity_resources(meetings, meeting_specs(report, hints, include_recordings=include_recordings), report),
+        *snapshot_resources(name="topics", fetch=topics.fetch, covers=topics.covers, hints=hints["topics"],
+                            **snapshot),
+        *entity_resources(webhooks, webhook_specs(report, hints), report),
+        *entity_resources(events, [_list_table("webhook_events", hints)], report),
+        *entity_resources(usage, [_list_table("usage", hints)], report),
+        *snapshot_resources(name=UPCOMING_TABLE, fetch=upcoming.fetch, covers=upcoming.covers, keep_days=0,
+                            day=lambda event: instant_of(event.get("start_time")),
+                            row=conformed(report, UPCOMING_TABLE), hints=hints[UPCOMING_TABLE], **snapshot),
+    ]
 
-    return [organizations, meetings, topics, webhooks, usage, upcoming_meetings]
+
+def _list_table(name: str, hints: dict[str, dict]) -> TableSpec:
+    return TableSpec(name, hints=hints[name])
 
 
 def check(client_id: str, client_secret: str, base_url: str = DEFAULT_BASE_URL,
@@ -344,8 +260,7 @@ def check(client_id: str, client_secret: str, base_url: str = DEFAULT_BASE_URL,
     ids = orgs.ids()
     if not ids:
         why = "the application may read none of the requested organizations"
-        return {t: why for t in [*MEETING_TABLES, "organizations", "topics", "webhooks",
-                                 "webhook_events", "usage", "upcoming_meetings"]}
+        return dict.fromkeys(TABLES, why)
     org = ids[0]
     today = orgs.now.date().isoformat()
     probes = {tuple(MEETING_TABLES): (MEETINGS, {"organization_id": org, "size": 1}),
@@ -355,13 +270,10 @@ def check(client_id: str, client_secret: str, base_url: str = DEFAULT_BASE_URL,
               ("upcoming_meetings",): (UPCOMING, {"organization_id": org, "limit": 1})}
     access: dict[str, str | None] = {"organizations": None}
     for tables, (path, params) in probes.items():
-        try:
-            client.get(path, params)
-            why = None
-        except MeetingEltError as exc:
-            why = str(exc)
+        with tolerate(Action.SKIP, Action.NOT_FOUND, Action.STOP, Action.RETRY) as refused:
+            client.get(path, params)  # a wrong credential (ABORT) is raised
         for table in tables:
-            access[table] = why
+            access[table] = None if refused.error is None else str(refused.error)
     client.close()
     return access
 

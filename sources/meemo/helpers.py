@@ -1,4 +1,8 @@
-"""Meemo specifics: error classes, stage signals of every build, reshaping answers into rows."""
+"""Meemo specifics: error classes, stage signals of every build, reshaping answers into rows.
+
+Every reader here is tolerant (`_common.records`): a malformed field never raises; the
+record loads with its raw value kept, or repaired, and the run names it.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,15 @@ from .._common.records import (
 from .._common.report import RunReport
 from .._common.state import row_hash
 from .._common.transcripts import TABLE as SEGMENTS
-from .settings import COLUMN_TYPES, FINISHED_STATUS, RECORDING_VOLATILE, SECRET_FIELDS, STAGE_DONE
+from .settings import (
+    COLUMN_TYPES,
+    FINAL_EVENT_STATUSES,
+    FINISHED_STATUS,
+    RECORDING_VOLATILE,
+    SECRET_FIELDS,
+    STAGE_DONE,
+    STAGE_WAITING,
+)
 
 STAGES = ("recording", "transcription", "summarization")
 LEGACY_SECTION_TEXT_KEYS = ("content", "text", "summary", "body")
@@ -132,6 +144,53 @@ def summary_ready(item: dict) -> bool:
 
 def recording_ready(item: dict) -> bool:
     return stage(item, "recording") == STAGE_DONE if has_stages(item) else ended(item)
+
+
+def unfinished(item: dict) -> bool:
+    """The vendor is not done with the meeting: upcoming or running, a stage pending or in
+    progress, or (older builds, without stages) its summary not complete yet."""
+    if status(item) != FINISHED_STATUS:
+        return True
+    if not has_stages(item):
+        return not summary_complete(item)
+    return any(stage(item, name) in STAGE_WAITING for name in STAGES)
+
+
+# the version a transcript is fetched for: once per completion of its stage (a stage run again
+# is fetched again: `Part.rearm`); an older build's is fetched once the meeting has ended, an
+# empty answer then being not final (`TRANSCRIPT_PENDING`) until the summary is complete
+TRANSCRIPT_PENDING = "pending"
+
+
+def transcript_version(item: dict) -> str:
+    if has_stages(item):
+        return STAGE_DONE
+    return "final" if summary_complete(item) else TRANSCRIPT_PENDING
+
+
+def served_segments(body: dict) -> list[dict]:
+    """The segments a transcript answer serves (confidential ones are left out by the API)."""
+    return [s for s in read_list(body.get("transcripts")) or [] if isinstance(s, dict)]
+
+
+def event_status(event: dict) -> str:
+    """The delivery status, lower case (the API sends `SUCCESS`, `FAILED`)."""
+    return (read_text(event.get("status")) or "").strip().lower()
+
+
+def event_final(event: dict) -> bool:
+    return event_status(event) in FINAL_EVENT_STATUSES
+
+
+def day_of(value: object) -> str | None:
+    """The UTC day of an instant, as `YYYY-MM-DD`; None when it cannot be read."""
+    instant = read_instant(value)
+    return instant.date().isoformat() if instant else None
+
+
+def vendor_id(value: str) -> int | str:
+    """An id as the API types it (an integer), from its text in the ledger."""
+    return int(value) if value.isdigit() else value
 
 
 def without_secrets(row: dict) -> dict:
@@ -312,7 +371,7 @@ def transcript_rows(meeting_id: int, organization_id: int, body: dict,
     segments served; the difference is kept as `withheld_segments`. A segment with null text
     or no start time is loaded as it is (null there) and named in `report`.
     """
-    served = [s for s in read_list(body.get("transcripts")) or [] if isinstance(s, dict)]
+    served = served_segments(body)
     rows = []
     for index, s in enumerate(served):
         extra = {k: v for k, v in s.items() if k not in ("speaker", "text", "start_time", "end_time")
@@ -342,6 +401,6 @@ def recording_row(meeting_id: int, organization_id: int, body: dict) -> dict:
 
 
 def recording_hash(row: dict) -> str:
-    """The row's content without its signed URLs (which change on every call)."""
+    """The row's (or the answer's) content without its signed URLs (they change on every call)."""
     assets = [{k: v for k, v in a.items() if k != "url"} for a in row.get("assets") or [] if isinstance(a, dict)]
     return row_hash({**{k: v for k, v in row.items() if k not in RECORDING_VOLATILE}, "assets": assets})

@@ -34,7 +34,7 @@ RECHECK_FIRST = timedelta(minutes=30)
 RECHECK_MAX_INTERVAL = timedelta(hours=24)
 RECHECK_FOR = timedelta(days=14)
 USAGE_DEFAULT_MONTHS = 12  # months of usage read on a first run without start_date
-DETAIL_BATCH = 200  # meetings whose child rows are yielded together
+DETAIL_BATCH = 200  # meetings whose rows of per-meeting calls are handed to dlt together
 TOKEN_REFRESH_MARGIN_SECONDS = 60.0
 
 STAGE_DONE = "completed"
@@ -44,6 +44,15 @@ FINISHED_STATUS = "past"
 RECORDING_VOLATILE = frozenset({"recording_url", "video_url", "assets"})
 # fields that must never reach a table (webhook signing secrets)
 SECRET_FIELDS = frozenset({"secret_key", "secret", "signing_secret"})
+
+# primary keys of the tables (besides `transcript_segments`), and the tables whose rows get
+# `deleted_at` when the vendor no longer lists them
+PRIMARY_KEYS: dict[str, str | list[str]] = {
+    "organizations": "id", "meetings": "id", "transcripts": "meeting_id", "summaries": "meeting_id",
+    "participants": ["meeting_id", "participant_index"], "recordings": "meeting_id", "topics": "id",
+    "webhooks": "id", "webhook_events": "id", "usage": ["organization_id", "capability_name", "period_start"],
+    "upcoming_meetings": "id"}
+MARKED_TABLES = frozenset({"organizations", "meetings", "topics", "webhooks", "upcoming_meetings"})
 
 # types of documented fields that are often null (so every table has them from the first
 # load, typed), and of fields kept as JSON rather than split into child tables
