@@ -11,7 +11,7 @@ from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.sources import DltResource
 
 from .._common.config import HttpConfiguration
-from .._common.engine import Action, Engine, action_for, entity_resources
+from .._common.engine import Action, Engine, entity_resources, tolerate
 from .._common.errors import ConfigError
 from .._common.report import new_report
 from .._common.timeutil import parse_start_date, utc_now
@@ -87,18 +87,15 @@ def check(base_url: str = dlt.config.value, api_key: TSecretStrValue | None = No
     access: dict[str, str | None] = {}
     for account in make_accounts(base_url, parse_accounts(api_key, account_id, accounts), http, report, None):
         client = account.client
-        users_denied: Exception | None = None
-        try:  # AuthError here, for a wrong key or account id
+        users: Any = []
+        with tolerate(Action.SKIP) as denied:  # AuthError here, for a wrong key or account id
             users = client.get(ENDPOINTS["users"], {"limit": 100}).body.get("data") or []
-        except Exception as exc:  # noqa: BLE001 - settled by the engine's table of error actions
-            if action_for(exc) is not Action.SKIP:
-                raise
-            users, users_denied = [], exc  # team and department ids are known only from users
+        users_denied = denied.error  # team and department ids are known only from users
         users = [u for u in users if isinstance(u, dict)] if isinstance(users, list) else []
         team = next((u["team_id"] for u in users if u.get("team_id")), None)
         department = next((u["department_id"] for u in users if u.get("department_id")), None)
 
-        def users_probe(denied: Exception | None = users_denied) -> None:
+        def users_probe(denied: BaseException | None = users_denied) -> None:
             if denied is not None:
                 raise denied
 
@@ -127,17 +124,14 @@ def check(base_url: str = dlt.config.value, api_key: TSecretStrValue | None = No
 
 
 def _probe(probe: Callable[[], Any], account_id: str) -> str | None:
-    """None when the probe's table can load, else why not."""
-    try:
+    """None when the probe's table can load (a 404: the probe id just does not exist), else
+    why not; a wrong credential or a bug is no table's reason: it propagates."""
+    with tolerate(Action.NOT_FOUND, Action.SKIP, Action.STOP, Action.RETRY) as failed:
         probe()
-    except Exception as exc:  # noqa: BLE001 - settled by the engine's table of error actions
-        action = action_for(exc)
-        if action in (None, Action.ABORT, Action.BAD_RECORD):
-            raise  # a wrong credential, or a bug: not a table's reason
-        if action is Action.NOT_FOUND:
-            return None  # the probe id just does not exist
-        return getattr(exc, "message", str(exc)) if action is Action.SKIP else f"account '{account_id}': {exc}"
-    return None
+    if failed.action in (None, Action.NOT_FOUND):
+        return None
+    return getattr(failed.error, "message", None) if failed.action is Action.SKIP \
+        else f"account '{account_id}': {failed.error}"
 
 
 __all__ = ["meetric", "check"]

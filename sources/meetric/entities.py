@@ -7,10 +7,10 @@ the marks of deleted records too (`helpers.stored_page`).
 
 The managers are per-item calls: a team (or department) is a record whose one part,
 `GET /teams/{id}/managers`, loads `team_managers`. A 404 there means the team is gone: the
-engine marks every manager row of it (`deleted_at`). A manager no longer listed by a team
-that still answers keeps its row too, with `deleted_at`: the part's rows are compared with
-the team's stored rows (read back from the destination), so only new, changed and removed
-managers load.
+engine marks every manager row of it (`deleted_at`). A list whose content did not change
+loads nothing (the part's digest); one that changed loads its managers, and a manager it no
+longer lists keeps its row too, with `deleted_at` (the team's stored rows are read back from
+the destination to find them).
 """
 
 from __future__ import annotations
@@ -118,9 +118,12 @@ def _managers(kind: str, column: str, accounts: dict[str, Account], report: RunR
     def fetch(work: Work) -> Any:
         return accounts[str(work.group)].client.get(path.format(id=quote(work.record_id, safe=""))).body
 
+    def content(body: Any) -> str:
+        return digest_of(body.get("data") if isinstance(body, dict) else body)
+
     entity = Entity(name=name, key=lambda i: i["id"], version=lambda i: i["round"], group=_account,
                     wants=lambda i: (("managers",), False), marked_table=kind, key_column=column,
-                    parts=(Part("managers", (kind,), fetch=fetch, not_found=NotFound.DELETED),))
+                    parts=(Part("managers", (kind,), fetch=fetch, not_found=NotFound.DELETED, digest=content),))
     spec = TableSpec(kind, part="managers", shape=_manager_rows(kind, column, report, now),
                      hints=_hints(kind), finish=lambda rows: arrow_page(kind, rows, report, key="user_id"),
                      finish_marked=lambda rows: stored_page(kind, rows))
@@ -132,33 +135,21 @@ def _managers(kind: str, column: str, accounts: dict[str, Account], report: RunR
 
 
 def _manager_rows(kind: str, column: str, report: RunReport, now: datetime) -> Callable[[Fetched], list[dict]]:
+    """A changed managers list: its managers, and the stored ones it no longer lists (with
+    `deleted_at`)."""
     def shape(fetched: Fetched) -> list[dict]:
         target, account_id = fetched.work.record_id, str(fetched.work.group)
         body = fetched.bodies["managers"]
         data = body.get("data") if isinstance(body, dict) else None
-        current = {str(m["user_id"]): {**m, column: target}
-                   for m in with_id(data or [], kind, account_id, report, key="user_id")}
-        # the rows stored for it (live ones, with `deleted_at` set as if removed now); none
-        # before the pipeline's first load
+        current = [{**m, column: target} for m in with_id(data or [], kind, account_id, report, key="user_id")]
+        # the live rows stored for it, with `deleted_at` set as if removed now (none before
+        # the pipeline's first load; None when the destination could not be read)
         pipeline = dlt.current.pipeline()
         live = marked_rows(pipeline, kind, column, {target: iso(now)}) if pipeline.default_schema_name else []
-        if live is None:  # the destination could not be read: load what is listed, as it is
-            return list(current.values())
-        stored = {str(r.get("user_id")): r for r in live}
-        typed = arrow_page(kind, list(current.values()), report, key="user_id").to_pylist() if current else []
-        out = [row for row, now_typed in zip(current.values(), typed, strict=True)
-               if _differs(now_typed, stored.get(str(row["user_id"])))]
-        out += [_as_sent(row) for user_id, row in stored.items() if user_id not in current]  # removed
-        return out
+        listed = {str(m["user_id"]) for m in current}
+        return current + [_as_sent(row) for row in live or () if str(row.get("user_id")) not in listed]
 
     return shape
-
-
-def _differs(listed: dict, stored: dict | None) -> bool:
-    """A listed row (typed) is new or changed against its stored row (`deleted_at` aside)."""
-    if stored is None:
-        return True
-    return any(listed.get(k) != stored.get(k) for k in (set(listed) | set(stored)) - {"deleted_at"})
 
 
 def _as_sent(row: dict) -> dict:
