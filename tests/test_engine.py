@@ -373,7 +373,7 @@ def grouped_toy(base_url: str, token: str, refused: tuple[str, ...] = (), arrow:
                                     backoff_max_seconds=0.02), classify_error=classify)
     entity = Entity(
         name="items", table="items", key=lambda i: str(i["id"]), version=lambda i: str(i["updated_at"]),
-        group=group_of, wants=lambda i: (("notes",), False),
+        group=group_of, wants=lambda i: (("notes",), False), scopes_per_group=True,
         parts=(Part("notes", ("notes",), fetch=lambda w: client.get(f"items/{w.record_id}/notes").body),),
     )
     engine = Engine(entity, lambda book: GroupedList(client, set(refused)), client=client, report=report,

@@ -185,6 +185,9 @@ class Entity:
     parts: tuple[Part, ...] = ()
     ordered: bool = False  # list everything first, then fetch by part priority, newest first
     batch: int = DEFAULT_BATCH
+    # each group reads with its own credential (an account's key): a part refused (a scope
+    # error) for one group is refused for that group only; False: for every record
+    scopes_per_group: bool = False
 
     @property
     def marks_table(self) -> str | None:
@@ -520,21 +523,24 @@ class Engine:
         for name in work.parts:
             if self.halted:
                 break
-            if (name, work.group) in self.run.disabled:
-                continue  # refused for this record's group (or for every record: group None)
+            if (name, self._scope_group(work)) in self.run.disabled:
+                continue  # refused (for every record, or for this record's group)
             part = self.entity.part(name)
             try:
                 out[name] = part.fetch(work)
             except Exception as exc:  # noqa: BLE001 - settled by ERROR_ACTIONS
                 out[name] = exc
-                if isinstance(exc, ScopeError):  # the queued calls of this part (for this group) are not sent
-                    self.run.disabled.add((name, work.group))
+                if isinstance(exc, ScopeError):  # the queued calls of this part (or group) are not sent
+                    self.run.disabled.add((name, self._scope_group(work)))
                 if isinstance(exc, RateLimitError):
                     self.stop(exc.message)
                     break
                 if isinstance(exc, NotFoundError) and part.not_found is NotFound.DELETED:
                     break  # the record is gone: its other parts are moot
         return out
+
+    def _scope_group(self, work: Work) -> str | None:
+        return work.group if self.entity.scopes_per_group else None
 
     def _fan_out(self, work: Iterable[Work], book: EntityLedger, ledger: Ledger,
                  drain: Callable[[], Iterator[Any]]) -> Iterator[Any]:
@@ -596,7 +602,7 @@ class Engine:
             if action is None or action is Action.ABORT:
                 raise value
             if action is Action.SKIP:
-                self.run.disabled.add((name, work.group))
+                self.run.disabled.add((name, self._scope_group(work)))
                 scope = getattr(value, "scope", None)
                 for table in part.tables:
                     self.report.skip(table, f"the credential lacks the '{scope}' scope ({value.message})"

@@ -123,6 +123,7 @@ def _managers(kind: str, column: str, accounts: dict[str, Account], report: RunR
 
     entity = Entity(name=name, key=lambda i: i["id"], version=lambda i: i["round"], group=_account,
                     wants=lambda i: (("managers",), False), marked_table=kind, key_column=column,
+                    scopes_per_group=True,  # each account has its own key
                     parts=(Part("managers", (kind,), fetch=fetch, not_found=NotFound.DELETED, digest=content),))
     spec = TableSpec(kind, part="managers", shape=_manager_rows(kind, column, report, now),
                      hints=_hints(kind), finish=lambda rows: arrow_page(kind, rows, report, key="user_id"),
