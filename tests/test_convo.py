@@ -194,6 +194,49 @@ def test_conversation_still_recording_or_transcribing_gets_its_transcript_once_r
     assert_matches_sim(pipeline, sim)
 
 
+def test_a_per_item_table_selected_alone_loads_alone_and_costs_only_its_calls(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=12, tier="professional", seed=26)
+    pipeline = pipeline_for(tmp_path)
+    source = convo(**sim.source_config(), page_size=7, http=FAST).with_resources("transcript_segments")
+    run_strict(pipeline, source)
+    assert set(loaded(pipeline)) == {"transcript_segments"}
+    assert {r.path.rsplit("/", 1)[1] for r in per_item_requests(sim)} == {"transcript"}
+    assert len(per_item_requests(sim)) == len(sim.visible())  # one request per conversation
+    assert {r.path for r in sim.requests()} - {r.path for r in per_item_requests(sim)} == {
+        "/api/v1/user/profile", "/api/v1/conversations"}  # no calendar, no webhooks
+    assert len(rows(pipeline, "transcript_segments")) == len(expected_segments(sim))
+    # everything next: the rows the first run did not load, and no transcript fetched again
+    sim.clear_log()
+    load(pipeline, sim)
+    assert "transcript_segments" not in loaded(pipeline)
+    assert not sim.requests(pattern="/transcript$")
+    assert_matches_sim(pipeline, sim)
+
+
+def test_a_sweep_cut_short_resumes_at_its_offset_and_marks_only_what_is_gone(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=40, tier="professional", seed=27)
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim, page_size=5)
+    gone = [c.id for c in sim.visible()[30:32]]
+    for cid in gone:
+        sim.delete(cid)
+    sim.advance(hours=25)
+    load(pipeline, sim, page_size=5, http={**FAST, "max_requests": 8})  # the sweep is cut
+    report = get_report("convo")
+    assert "stopped at offset" in report.waiting["conversations (list)"]
+    cursor = pipeline.state["sources"]["convo"]["ledger"]["conversations"]["cursor"]["listing"]
+    assert cursor["kind"] == "sweep" and cursor["offset"] > 0
+    assert all(r["deleted_at"] is None for r in rows(pipeline, "conversations"))
+    sim.clear_log()
+    load(pipeline, sim, page_size=5)
+    full = [int(r.query["offset"]) for r in sim.requests(pattern="/conversations$") if "since" not in r.query]
+    assert min(full) == max(0, cursor["offset"] - 10)  # resumed, a little before where it stopped
+    marked = {r["id"] for r in rows(pipeline, "conversations") if r["deleted_at"] is not None}
+    assert marked == set(gone)  # not the ones the cut sweep saw before it stopped
+    assert {r["id"] for r in rows(pipeline, "conversations") if r["deleted_at"] is None} == {
+        c.id for c in sim.visible()}
+
+
 # ------------------------------------------------------------------------------ changes
 
 
@@ -212,7 +255,8 @@ def test_renamed_conversation_is_updated_and_deleted_one_marked_at_the_sweep(tmp
     sim.clear_log()
     load(pipeline, sim, sweep_interval_hours=24, ai_recheck_days=0)
     assert per_item_requests(sim) == []  # the sweep reads list pages only
-    assert loaded(pipeline) == {"conversations": 1}
+    # the renamed row, and the deleted one written back whole with its mark (in the run itself)
+    assert loaded(pipeline) == {"conversations": 2}
     by_id = {r["id"]: r for r in rows(pipeline, "conversations")}
     assert by_id[renamed.id]["title"] == "Renamed · Переименовано"
     assert by_id[deleted.id]["deleted_at"] is not None
@@ -224,6 +268,19 @@ def test_renamed_conversation_is_updated_and_deleted_one_marked_at_the_sweep(tmp
     by_id = {r["id"]: r for r in rows(pipeline, "conversations")}
     assert by_id[deleted.id]["deleted_at"] is None
     assert_matches_sim(pipeline, sim)
+
+
+def test_a_conversation_whose_transcript_answers_404_is_marked_without_waiting_for_a_sweep(tmp_path, start_sim):
+    sim = start_sim(ConvoSimulator, conversations=12, tier="professional", seed=29)
+    pipeline = pipeline_for(tmp_path)
+    load(pipeline, sim, http={**FAST, "max_requests": 8})  # a few transcripts only: the rest owed
+    loaded_ids = {r["meeting_id"] for r in rows(pipeline, "transcript_segments")}
+    owed = [c.id for c in sim.visible() if c.id not in loaded_ids]
+    assert owed and loaded_ids
+    sim.delete(owed[-1])
+    load(pipeline, sim)  # no sweep due: the `since` listing does not show it, its owed transcript is asked
+    assert [r.status for r in sim.requests(pattern=f"/{owed[-1]}/transcript$")] == [404]
+    assert {r["id"] for r in rows(pipeline, "conversations") if r["deleted_at"] is not None} == {owed[-1]}
 
 
 def test_sweep_that_lists_nothing_marks_nothing(tmp_path, start_sim):
@@ -369,7 +426,8 @@ def test_cancelled_calendar_event_is_marked_and_a_moved_one_updated(tmp_path, st
     del sim.events[gone["id"]]
     moved["summary"] = "Moved"
     load(pipeline, sim, calendar_days_back=30, calendar_days_ahead=400)
-    assert loaded(pipeline).get("calendar_events") == 1
+    # the moved event, and the cancelled one written back whole with its mark (in the run itself)
+    assert loaded(pipeline).get("calendar_events") == 2
     by_id = {r["id"]: r for r in rows(pipeline, "calendar_events")}
     assert by_id[gone["id"]]["deleted_at"] is not None
     assert by_id[moved["id"]]["summary"] == "Moved"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from simulators.convo import ConvoSimulator
 from sources._common.report import get_report
 from sources.convo import settings
+from sources.convo.quota import Credits
 from tests.test_convo import assert_matches_sim, load, per_item_requests, pipeline_for
 from tests.utils import rows
 
@@ -168,6 +169,20 @@ def test_generation_stays_within_the_monthly_budget_and_never_pays_for_a_cached_
     sim.advance(hours=5)
     load(pipeline, sim, ai_generation_budget=5)
     assert sim.ai_used_now() == 5
+
+
+def test_a_credit_is_given_back_only_for_a_post_that_made_nothing():
+    state: dict = {}
+    credits = Credits(state, budget=2, now=datetime(2026, 12, 1, tzinfo=UTC), plan_remaining=5)
+    assert credits.take(("a", "keypoints")) and credits.take(("b", "feedback"))
+    assert not credits.take(("c", "keypoints"))  # the month's budget is 2
+    credits.keep(("a", "keypoints"))  # answered with a result: spent for good
+    credits.give_back(("a", "keypoints"))
+    credits.give_back(("b", "feedback"))  # refused (the hour's budget, a 400): not spent
+    credits.give_back(("b", "feedback"))  # given back once only
+    assert (credits.spent, credits.plan_remaining) == (1, 4)
+    assert state["ai_generation"] == {"month": "2026-12", "spent": 1}
+    assert credits.take(("c", "keypoints"))
 
 
 def test_generation_never_goes_beyond_the_plan_allowance(tmp_path, start_sim):

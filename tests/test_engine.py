@@ -528,3 +528,91 @@ def test_owed_parts_are_fetched_only_where_the_listing_reaches_with_their_group(
         [("it004", "g0")]
     book = Ledger(pipeline.state["sources"]["toy"]).entity("items")
     assert set(book.get("it005")["owed"]) == {"notes"}  # still owed, for a run that reaches it
+
+
+# ---------------------------------------------------------------------- ordered work, back-off, refusals
+@dlt.source(name="toy_parts")
+def toy_parts(base_url: str, token: str, make_parts: Any, ordered: bool = False, concurrency: int = 3) -> Any:
+    """The toy list with the parts `make_parts(client)` gives (for the engine's options)."""
+    report = new_report("toy_parts")
+    client = ApiClient(base_url, BearerAuth(token), report,
+                       HttpSettings(concurrency=concurrency, max_retries=1, backoff_initial_seconds=0.01,
+                                    backoff_max_seconds=0.02), classify_error=classify)
+    parts = make_parts(client)
+    entity = Entity(name="items", table="items", key=lambda i: str(i["id"]), version=lambda i: str(i["updated_at"]),
+                    day=lambda i: str(i["created_at"]), wants=lambda i: ([p.name for p in parts], False),
+                    parts=parts, ordered=ordered)
+    engine = Engine(entity, lambda book: FullList(client), client=client, report=report,
+                    now=lambda: datetime.now(UTC))
+    specs = [TableSpec("items", hints={"primary_key": "id", "write_disposition": MERGE,
+                                       "columns": deleted_at_column()})]
+    specs += [TableSpec(t, part=p.name, shape=lambda f: [{"item_id": f.work.record_id}],
+                        hints={"primary_key": "item_id", "write_disposition": MERGE}) for p in parts for t in p.tables]
+    return entity_resources(engine, specs, report)
+
+
+def _get(client: ApiClient, suffix: str = "") -> Any:
+    return lambda w: client.get(f"items/{w.record_id}{suffix}").body
+
+
+def test_ordered_work_fetches_each_priority_in_its_turn_newest_first(sim, pipeline):
+    parts = lambda c: (Part("detail", ("item_bodies",), fetch=_get(c)),  # noqa: E731
+                       Part("notes", ("notes",), fetch=_get(c, "/notes"), priority=1))
+    pipeline.run(toy_parts(**sim.source_config(), make_parts=parts, ordered=True, concurrency=1))
+    paths = [r.path for r in per_item(sim)]
+    newest_first = sorted(sim.items, reverse=True)
+    assert paths == [f"/items/{i}" for i in newest_first] + [f"/items/{i}/notes" for i in newest_first]
+    assert loaded(pipeline) == {"items": 12, "items__tags": 24, "item_bodies": 12, "notes": 12}
+
+
+def test_a_record_with_two_parts_not_ready_is_backed_off_once(sim, pipeline):
+    sim.notes_ready.discard("it005")
+    parts = lambda c: tuple(Part(n, (n,), fetch=_get(c, "/notes"), not_found=NotFound.NOT_READY,  # noqa: E731
+                                 retry_first=timedelta(hours=1)) for n in ("notes", "notes_again"))
+    before = datetime.now(UTC)
+    pipeline.run(toy_parts(**sim.source_config(), make_parts=parts))
+    book = Ledger(pipeline.state["sources"]["toy_parts"]).entity("items").get("it005")
+    assert set(book["owed"]) == {"notes", "notes_again"} and book["tries"] == 1
+    wait = datetime.fromisoformat(book["check_at"].replace("Z", "+00:00")) - before
+    assert timedelta(minutes=59) < wait < timedelta(minutes=61)  # one hour, not two
+
+
+def test_a_refused_call_gives_back_what_its_fetch_reserved(sim, pipeline):
+    sim.quota = 4
+    given_back: list[str] = []
+    parts = lambda c: (Part("detail", ("item_bodies",), fetch=_get(c),  # noqa: E731
+                            refused=lambda w: given_back.append(w.record_id)),)
+    pipeline.run(toy_parts(**sim.source_config(), make_parts=parts))
+    refused = [r.path.rsplit("/", 1)[1] for r in per_item(sim) if r.status == 429]
+    assert refused and sorted(given_back) == sorted(refused)
+    assert len(rows(pipeline, "item_bodies")) == 4
+
+
+def test_a_listing_refused_for_a_scope_is_skipped_not_reported_as_cut_short(sim, pipeline):
+    class Forbidden(Listing):
+        def pages(self) -> Iterator[list]:
+            raise ScopeError("this plan may not list items")
+            yield []  # pragma: no cover
+
+    report = new_report("toy_forbidden")
+    client = ApiClient(sim.base_url, BearerAuth(TOKEN), report, HttpSettings())
+    entity = Entity(name="items", table="items", key=lambda i: str(i["id"]), version=lambda i: "1")
+    engine = Engine(entity, lambda book: Forbidden(), client=client, report=report, now=lambda: datetime.now(UTC))
+    source = dlt.source(name="toy_forbidden")(lambda: entity_resources(engine, [TableSpec("items")], report))
+    pipeline.run(source())
+    assert "this plan may not list items" in report.skipped["items"]
+    assert "items" not in report.waiting and report.warnings == []
+
+
+def test_a_record_found_deleted_in_the_run_that_listed_it_is_marked(sim, pipeline):
+    gone = "it020"  # new in the second run: listed, then deleted before its detail call
+    parts = lambda c: (Part("detail", ("item_bodies",), not_found=NotFound.DELETED,  # noqa: E731
+                            fetch=lambda w: c.get(f"items/{'nope' if w.record_id == gone else w.record_id}").body),)
+    pipeline.run(toy_parts(**sim.source_config(), make_parts=parts))
+    sim.add(20)
+    pipeline.run(toy_parts(**sim.source_config(), make_parts=parts))
+    assert gone in {r["id"] for r in rows(pipeline, "items")}  # its row loaded in that run
+    del sim.items[gone]
+    pipeline.run(toy_parts(**sim.source_config(), make_parts=parts))
+    marked = {r["id"] for r in rows(pipeline, "items") if r["deleted_at"] is not None}
+    assert marked == {gone}

@@ -166,6 +166,18 @@ def test_403_and_404_are_typed_and_not_retried(sim):
     assert len(sim.log) == 2
 
 
+def test_an_accepted_error_answer_is_returned_not_raised_nor_retried(sim):
+    client = client_for(sim, max_retries=1)
+    answer = client.get("missing", accept=lambda a: a.status == 404)
+    assert answer.status == 404 and len(sim.log) == 1
+    with pytest.raises(NotFoundError):  # without it, the same answer is the typed error
+        client.get("missing")
+    # an answer it does not accept keeps its retries and its error
+    with pytest.raises(RateLimitError):
+        client.get("limited", accept=lambda a: a.status == 404)
+    assert len(sim.log) == 4
+
+
 def test_request_budget_stops_cleanly(sim):
     client = client_for(sim, max_requests=2)
     client.get("ok")

@@ -18,7 +18,6 @@ from .partner_helpers import expected, loaded, partner_kwargs, row_lists
 from .utils import grep_tree, make_pipeline, run_strict
 
 LIMITS_OFF = {"requests_per_minute": None, "daily_quota": None}
-PIPELINE = "meeting_elt_meetric_partner"
 
 
 @pytest.fixture
@@ -61,8 +60,11 @@ def cli(tmp_path, sim: MeetricPartnerSimulator, token: str, *extra_env: tuple[st
 
 
 def attach(tmp_path) -> dlt.Pipeline:
-    return dlt.pipeline(PIPELINE, pipelines_dir=str(tmp_path / "pipelines"), dataset_name="meetric_partner",
-                        destination=dlt.destinations.duckdb(str(tmp_path / "warehouse.duckdb")))
+    """The pipeline the CLI ran (its working folder is the one the CLI derives)."""
+    from pipelines.runner import make_pipeline as cli_pipeline
+
+    return cli_pipeline("meetric_partner", destination=dlt.destinations.duckdb(str(tmp_path / "warehouse.duckdb")),
+                        pipelines_dir=str(tmp_path / "pipelines"))
 
 
 @pytest.mark.parametrize("kill_after_requests", [12, 45, "fetched"])

@@ -163,6 +163,9 @@ class Part:
     # the content of a body that matters (e.g. without signed URLs): a body whose digest
     # equals the one last loaded for the record loads nothing (the part is done)
     digest: Callable[[Any], str] | None = None
+    # called in the worker when the call was refused (Action.STOP: a rate limit, a quota,
+    # the run's budget), to give back what `fetch` reserved (a quota unit, a credit)
+    refused: Callable[[Work], None] | None = None
 
 
 @dataclass
@@ -183,7 +186,9 @@ class Entity:
     marked_table: str | None = None  # whose rows get `deleted_at` (default: `table`)
     key_column: str = "id"
     parts: tuple[Part, ...] = ()
-    ordered: bool = False  # list everything first, then fetch by part priority, newest first
+    # list everything first, then fetch by part priority, newest first (a record's parts of
+    # different priorities are fetched each in its turn: all transcripts, then all insights)
+    ordered: bool = False
     batch: int = DEFAULT_BATCH
     # each group reads with its own credential (an account's key): a part refused (a scope
     # error) for one group is refused for that group only; False: for every record
@@ -204,6 +209,7 @@ class Listing:
     sweep: bool = False  # a complete listing of the whole range: deletions may be checked
     stable: bool = True  # set False when the list moved while it was paged
     timed: bool = True  # sweeps come every `sweep_interval_hours`: remember when one ended
+    stopped: str | None = None  # why the run stopped, when it did (set before `finished`)
 
     def pages(self) -> Iterator[list]:
         raise NotImplementedError
@@ -269,6 +275,9 @@ class FetchedBatch:
 @dataclass
 class Marks:
     table: str
+    # records whose rows this run yields: their stored rows are not the ones loading now,
+    # so their marks are handed over by the next run, when these rows are stored
+    later: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------------- the run
@@ -284,6 +293,9 @@ class RunState:
     disabled: set[tuple[str, str | None]] = field(default_factory=set)  # (part, group) refused (scope)
     groups_seen: set[str] = field(default_factory=set)
     groups_skipped: set[str] = field(default_factory=set)  # groups whose listing was refused (scope)
+    backed_off: set[str] = field(default_factory=set)  # records given a back-off this run
+    skipped: bool = False  # the listing was refused (scope, plan): its tables are skipped
+    rows_yielded: set[str] = field(default_factory=set)  # records whose list rows this run loads
 
 
 class Engine:
@@ -390,6 +402,7 @@ class Engine:
         yield from drain()
         if self.run.listing_complete and listing.sweep:
             self._check_deletions(listing, book, ledger)
+        listing.stopped = self.run.stopped
         listing.finished(self.run.listing_complete)
         if self.run.listing_complete and listing.sweep and listing.timed:
             book.swept(self.now)
@@ -397,7 +410,7 @@ class Engine:
             ledger.prune_marks(self.now)
         marks_table = self.entity.marks_table
         if marks_table and marks_table in selected and ledger.marks(marks_table):
-            yield Marks(marks_table)
+            yield Marks(marks_table, frozenset(self.run.rows_yielded))
         self._report_left(book, wanted_parts, listing)
         if self.after is not None:
             self.after()
@@ -440,6 +453,7 @@ class Engine:
         except RateLimitError as exc:  # our budget, or a wait too long: the listing is cut
             self.stop(exc.message)
         except ScopeError as exc:
+            self.run.skipped = True
             self._skip_listing(exc, None)
 
     def _skip_listing(self, exc: ScopeError, group: str | None) -> None:
@@ -475,6 +489,7 @@ class Engine:
             row = shape_or_none(self.report, entity.table, record_id, entity.row, item)
             if row is not None:
                 rows.append({**row, "deleted_at": None} if record_id in marks else row)
+                self.run.rows_yielded.add(record_id)
         part_versions = {}
         for name in parts:
             part = next((p for p in entity.parts if p.name == name), None)
@@ -488,7 +503,8 @@ class Engine:
         group = str(group) if group is not None else None
         versions.append((record_id, version, day, part_versions, waiting, group, rearm))
         done = entry.get("done") or {}
-        owed = {p: v for p, v in part_versions.items() if p in wanted_parts and done.get(p) != v}
+        owed = {p: v for p, v in part_versions.items() if p in wanted_parts and done.get(p) != v
+                and not book.covered(record_id, p, v, self._wanted_tables(p))}
         backing_off = entry.get("check_at") and owed.items() <= (entry.get("owed") or {}).items() \
             and parse_instant(entry["check_at"]) > self.now
         if owed and not self.halted and not backing_off:
@@ -502,7 +518,8 @@ class Engine:
         for record_id, owed in book.due(self.now):
             if record_id in self.run.submitted:
                 continue
-            parts = {p: v for p, v in owed.items() if p in wanted_parts}
+            parts = {p: v for p, v in owed.items() if p in wanted_parts
+                     and not book.covered(record_id, p, v, self._wanted_tables(p))}
             entry = book.get(record_id) or {}
             if parts and listing.reaches(record_id, entry):
                 out.append(Work(record_id, parts, None, entry.get("day"), entry.get("group")))
@@ -512,8 +529,14 @@ class Engine:
         if not self.entity.ordered:
             return work
         priority = {p.name: p.priority for p in self.entity.parts}
+        split: list[Work] = []
+        for w in work:  # one work per priority a record owes, each fetched in its turn
+            levels = sorted({priority.get(p, 0) for p in w.parts})
+            split.extend([w] if len(levels) <= 1 else [
+                Work(w.record_id, {p: v for p, v in w.parts.items() if priority.get(p, 0) == level},
+                     w.item, w.day) for level in levels])
         # newest first within a priority (sorts are stable): those are what users look at
-        newest_first = sorted(work, key=lambda w: w.day or "", reverse=True)
+        newest_first = sorted(split, key=lambda w: w.day or "", reverse=True)
         return sorted(newest_first, key=lambda w: min(priority.get(p, 0) for p in w.parts))
 
     # ---------------------------------------------------------------- fetching
@@ -533,6 +556,8 @@ class Engine:
                 if isinstance(exc, ScopeError):  # the queued calls of this part (or group) are not sent
                     self.run.disabled.add((name, self._scope_group(work)))
                 if isinstance(exc, RateLimitError):
+                    if part.refused is not None:
+                        part.refused(work)
                     self.stop(exc.message)
                     break
                 if isinstance(exc, NotFoundError) and part.not_found is NotFound.DELETED:
@@ -566,9 +591,14 @@ class Engine:
             yield FetchedBatch(batch)
         self._apply(settled, book)
 
+    def _wanted_tables(self, part: str) -> set[str]:
+        """The tables of `part` this run loads."""
+        return set(self.entity.part(part).tables) & self.selected
+
     def _apply(self, settled: list[tuple[str, str, str, str | None]], book: EntityLedger) -> None:
         for record_id, part, version, digest in settled:
-            book.settle(record_id, part, version, digest=digest)
+            book.settle(record_id, part, version, digest=digest, tables=self._wanted_tables(part),
+                        all_tables=self.entity.part(part).tables)
 
     def _settle(self, work: Work, result: dict[str, Any], book: EntityLedger, ledger: Ledger,
                 settled: list[tuple[str, str, str, str | None]]) -> dict[str, Any]:
@@ -594,7 +624,7 @@ class Engine:
                     settled.append((work.record_id, name, version, digest))
                     self.run.fetched += 1
                 elif verdict is Ready.NOT_READY:
-                    book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
+                    self._back_off(book, work.record_id, part)
                 else:
                     settled.append((work.record_id, name, version, None))
                 continue
@@ -616,19 +646,28 @@ class Engine:
                         ledger.mark_deleted(self.entity.marks_table, [work.record_id], self.now)
                     return {}
                 if part.not_found is NotFound.NOT_READY:
-                    book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
+                    self._back_off(book, work.record_id, part)
                 else:
                     settled.append((work.record_id, name, version, None))
             elif action is Action.RETRY:
                 self.report.warn(f"{self.entity.name} {work.record_id}: {name} not loaded, tried again "
                                  f"later: {getattr(value, 'message', value)}")
-                book.retry_later(work.record_id, self.now, first=part.retry_first, cap=part.retry_cap)
+                self._back_off(book, work.record_id, part)
             elif action is Action.BAD_RECORD:
                 table = part.tables[0] if part.tables else self.entity.name
                 self.report.bad_record(table, work.record_id, f"{name}: could not be read "
                                        f"({type(value).__name__}: {value})", loaded=False)
                 settled.append((work.record_id, name, version, None))
         return bodies
+
+    def _back_off(self, book: EntityLedger, record_id: str, part: Part) -> None:
+        """Once per record and run, by the policy of its first part that is owed again: a
+        record with two parts not ready is not backed off twice as long, and one whose
+        first part failed (say, retried next run) is not held back by a later part's wait."""
+        if record_id in self.run.backed_off:
+            return
+        self.run.backed_off.add(record_id)
+        book.retry_later(record_id, self.now, first=part.retry_first, cap=part.retry_cap)
 
     # ---------------------------------------------------------------- deletions
     def _check_deletions(self, listing: Listing, book: EntityLedger, ledger: Ledger) -> None:
@@ -669,7 +708,7 @@ class Engine:
         owed = sum(1 for _, parts in book.owed() if set(parts) & wanted_parts)
         waiting = sum(1 for rid in book.ids() if (book.get(rid) or {}).get("waiting"))
         notes = []
-        if not self.run.listing_complete:
+        if not self.run.listing_complete and not self.run.skipped:  # a skip says why itself
             notes.append("the listing was cut short; the next run reads on")
         if owed:
             notes.append(f"{owed} {self.entity.name} owe details "
@@ -716,7 +755,7 @@ def _table_transformer(feed: Any, spec: TableSpec, entity: Entity, report: RunRe
     def rows_of(batch: Any) -> Iterator[Any]:
         if isinstance(batch, Marks):
             if batch.table == spec.name:
-                for rows in _marked(spec.name, entity.key_column):
+                for rows in _marked(spec.name, entity.key_column, batch.later):
                     yield spec.finish_marked(rows) if spec.finish_marked else rows
             return
         if spec.part is None:
@@ -738,10 +777,13 @@ def _table_transformer(feed: Any, spec: TableSpec, entity: Entity, report: RunRe
     return dlt.transformer(rows_of, data_from=feed, name=spec.name, **spec.hints)
 
 
-def _marked(table: str, key: str) -> Iterator[Any]:
-    """The stored rows of the marked records, with `deleted_at` set; marks then owed no more."""
+def _marked(table: str, key: str, later: frozenset[str] = frozenset()) -> Iterator[Any]:
+    """The stored rows of the marked records, with `deleted_at` set; marks then owed no more
+    (but those of `later`)."""
     ledger = Ledger(dlt.current.source_state())
-    marks = ledger.marks(table)
+    marks = {record_id: at for record_id, at in ledger.marks(table).items() if record_id not in later}
+    if not marks:
+        return
     rows = marked_rows(dlt.current.pipeline(), table, key, marks)
     if rows is None:
         return  # the destination could not be read: the marks stay owed for the next run

@@ -265,8 +265,14 @@ class ApiClient:
         return self.request("GET", path, params=params, **kw)
 
     def request(self, method: str, path: str, *, params: dict | None = None,
-                json: Any = None, data: Any = None) -> ApiResponse:
-        """Sends one request with retries; returns the parsed answer or raises a typed error."""
+                json: Any = None, data: Any = None,
+                accept: Callable[[ApiResponse], bool] | None = None) -> ApiResponse:
+        """Sends one request with retries; returns the parsed answer or raises a typed error.
+
+        `accept`: answers the caller reads itself (e.g. a 404 that means "not made yet"):
+        one it accepts is returned as it is, never raised or retried; any other error
+        answer keeps its retries and its typed error.
+        """
         s = self.settings
         retrying = Retrying(
             stop=self._stop,
@@ -279,7 +285,7 @@ class ApiClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._attempt(method, url, params, json, data,
+                    return self._attempt(method, url, params, json, data, accept,
                                          retry=attempt.retry_state.attempt_number > 1)
         except _Retryable as exc:
             if exc.final is not None:
@@ -308,7 +314,7 @@ class ApiClient:
         return backoff
 
     def _attempt(self, method: str, url: str, params: dict, json: Any, data: Any,
-                 *, retry: bool) -> ApiResponse:
+                 accept: Callable[[ApiResponse], bool] | None, *, retry: bool) -> ApiResponse:
         self._take_slot()
         self.pacer.acquire()
         safe_url = redact_url(url)
@@ -345,7 +351,7 @@ class ApiClient:
                 raise _Retryable(f"unparsable JSON body ({len(content)} bytes) from {safe_url}") from None
             body = content.decode(errors="replace")
         answer = ApiResponse(status, body, response.headers, safe_url)
-        if 200 <= status < 300:
+        if 200 <= status < 300 or (accept is not None and accept(answer)):
             return answer
         raise self._error_for(answer) from None
 

@@ -15,6 +15,9 @@ the destination with the data it describes, and a fresh worker continues from it
             "owed": {part: version}, # per-item calls still owed, each with the version of
                                      #   the record it must be fetched for
             "done": {part: version}, # the version each part was last fetched for
+            "partial": {part: [version, [tables]]},
+                                     # a part fetched while only some of the tables it feeds
+                                     #   were selected: still owed, for the others
             "digests": {part: str},  # the content digest of each part's body last loaded,
                                      #   for parts that have one (`Part.digest`)
             "waiting": true,         # the vendor is not done with it (still processing):
@@ -150,12 +153,30 @@ class EntityLedger:
             entry.pop("tries", None)
         return entry
 
-    def settle(self, record_id: str, part: str, version: str, *, digest: str | None = None) -> None:
+    def covered(self, record_id: str, part: str, version: str, tables: Iterable[str]) -> bool:
+        """True when `tables` of the part were already loaded for `version` by a run that
+        selected only some of the part's tables (nothing new for such a run to fetch)."""
+        partial = ((self.records.get(record_id) or {}).get("partial") or {}).get(part)
+        return bool(partial) and partial[0] == version and set(tables) <= set(partial[1])
+
+    def settle(self, record_id: str, part: str, version: str, *, digest: str | None = None,
+               tables: Iterable[str] | None = None, all_tables: Iterable[str] = ()) -> None:
         """A part was fetched for `version` and its rows yielded: done for that version
-        (`digest`: the content of the body loaded, where the part has one)."""
+        (`digest`: the content of the body loaded, where the part has one). When only
+        `tables` of the part's `all_tables` were selected, it stays owed for the others."""
         entry = self.records.get(record_id)
         if entry is None:
             return
+        if tables is not None and not set(all_tables) <= set(tables):
+            partial = entry.setdefault("partial", {})
+            before = partial.get(part)
+            loaded = set(tables) | (set(before[1]) if before and before[0] == version else set())
+            if not set(all_tables) <= loaded:
+                partial[part] = [version, sorted(loaded)]
+                return
+        (entry.get("partial") or {}).pop(part, None)
+        if "partial" in entry and not entry["partial"]:
+            entry.pop("partial")
         entry.setdefault("done", {})[part] = version
         if digest is not None:
             entry.setdefault("digests", {})[part] = digest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import dlt
@@ -10,18 +10,33 @@ from dlt.sources import DltResource
 
 from .._common.auth import BearerAuth
 from .._common.config import HttpConfiguration, http_settings, require
-from .._common.errors import ConfigError, MeetingEltError, RateLimitError, ScopeError
-from .._common.http import ApiClient
+from .._common.engine import Engine, SnapshotListing, TableSpec, entity_resources
+from .._common.errors import ConfigError, ScopeError
+from .._common.http import ApiClient, error_message
+from .._common.ledger import EntityLedger, Ledger
 from .._common.report import RunReport, new_report
-from .._common.state import changed_rows, deleted_at_column, prune_tombstones, reconcile_snapshot
+from .._common.snapshots import snapshot_resources
+from .._common.tables import MERGE, deleted_at_column
 from .._common.timeutil import parse_start_date
 from .._common.transcripts import HINTS as SEGMENT_HINTS
 from .._common.transcripts import TABLE as SEGMENTS
-from .account import Account
-from .calendar_events import NOT_CONNECTED, sync_calendar
-from .conversations import ConversationSync
-from .helpers import CalendarNotConnected, classify_error, profile_row, tier_of, without_secrets
-from .insights import Credits, InsightWork
+from .entities import (
+    ConversationCalls,
+    calendar_entity,
+    conversation_entity,
+    conversation_tables,
+    webhooks_entity,
+)
+from .helpers import (
+    NOT_CONNECTED,
+    calendar_not_connected,
+    classify_error,
+    probe_refused,
+    profile_row,
+    tier_of,
+)
+from .listing import CalendarListing, ConversationListing
+from .quota import Account
 from .settings import (
     CALENDAR_COLUMNS,
     CONVERSATION_COLUMNS,
@@ -38,7 +53,6 @@ from .settings import (
 )
 
 NAME = "convo"
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 TABLES = (PROFILE_TABLE, "conversations", SEGMENTS, "keypoints", "feedback", "calendar_events", "webhooks")
 
 
@@ -48,6 +62,23 @@ def make_client(base_url: str, api_key: str, http: HttpConfiguration | dict | No
     require(api_key, "api_key", NAME, secret=True)
     return ApiClient(base_url, BearerAuth(api_key), report, http_settings(http),
                      classify_error=classify_error, min_remaining=reserve)
+
+
+def _hints() -> dict[str, dict]:
+    """Column hints for one source instance (dlt writes into hint dicts: never share one)."""
+    return {
+        "conversations": {"primary_key": "id", "write_disposition": MERGE,
+                          "columns": {**columns(CONVERSATION_COLUMNS), **deleted_at_column()}},
+        SEGMENTS: dict(SEGMENT_HINTS, columns=columns(SEGMENT_HINTS["columns"])),
+        "keypoints": {"primary_key": "conversation_id", "write_disposition": MERGE,
+                      "columns": columns(KEYPOINTS_COLUMNS)},
+        "feedback": {"primary_key": "conversation_id", "write_disposition": MERGE,
+                     "columns": columns(FEEDBACK_COLUMNS)},
+        "calendar_events": {"primary_key": "id", "write_disposition": MERGE,
+                            "columns": {**columns(CALENDAR_COLUMNS), **deleted_at_column()}},
+        "webhooks": {"primary_key": "id", "write_disposition": MERGE, "columns": deleted_at_column()},
+        PROFILE_TABLE: {"primary_key": "email", "write_disposition": MERGE, "columns": columns(PROFILE_COLUMNS)},
+    }
 
 
 @dlt.source(name=NAME)
@@ -89,93 +120,66 @@ def convo(
     if int(ai_generation_budget) < 0:
         raise ConfigError(f"ai_generation_budget={ai_generation_budget} must not be negative")
     start = parse_start_date(start_date)
+    sweep_hours = float(sweep_interval_hours)
     report = new_report(NAME)
     client = make_client(base_url, api_key, http, report, int(rate_limit_reserve))
     account = Account(client, report, reserve=int(rate_limit_reserve))
+    hints = _hints()
+    engine_args: dict[str, Any] = {"client": client, "report": report, "now": lambda: account.now}
 
-    def ready() -> bool:
-        return account.ready(dlt.current.source_state())
-
-    @dlt.resource(name=PROFILE_TABLE, primary_key="email", write_disposition=MERGE,
-                  columns=columns(PROFILE_COLUMNS))
-    def user_profile() -> Iterator[Any]:
-        """The key's user, keyed by `email` (the profile has no id): one row, loaded when it changed."""
-        if not ready() and account.profile is None:
-            return
+    def profile() -> list:
+        account.ready()
         row = profile_row(account.profile, report)
-        if row is not None:
-            yield changed_rows(dlt.current.resource_state(), [row], key="email")
+        return [row] if row is not None else []
 
-    @dlt.resource(name="conversations", primary_key="id", write_disposition=MERGE)
-    def conversations() -> Iterator[Any]:
-        if not ready():
-            account.report_budget()
-            return
-        source_state, state = dlt.current.source_state(), dlt.current.resource_state()
-        prune_tombstones(source_state, account.now)
-        credits = Credits(source_state, int(ai_generation_budget), account.now,
-                          account.ai_generations.get("remaining"))
-        insights = InsightWork(client, report, now=account.now, state=state,
-                               recheck_days=float(ai_recheck_days), credits=credits)
-        sync = ConversationSync(client, report, now=account.now, start_date=start,
-                                sweep_interval_hours=float(sweep_interval_hours),
-                                page_size=int(page_size), state=state, source_state=source_state,
-                                insights=insights)
-        yield from sync.run()
-        if sync.stopped:
-            account.stop(sync.stopped)
-            report.warn(f"stopped for this run: {sync.stopped}")
-        account.report_budget()
+    # conversations, their transcripts, keypoints and feedback
+    calls = ConversationCalls(client, report, recheck_days=float(ai_recheck_days),
+                              budget=int(ai_generation_budget))
 
-    conversations.apply_hints(table_name=SEGMENTS, create_table_variant=True, **SEGMENT_HINTS)
-    for kind, hints in (("keypoints", KEYPOINTS_COLUMNS), ("feedback", FEEDBACK_COLUMNS)):
-        conversations.apply_hints(table_name=kind, primary_key="conversation_id", columns=columns(hints),
-                                  write_disposition=MERGE, create_table_variant=True)
-    # after the variants: a variant starts as a copy of the resource's hints, and these
-    # columns belong to `conversations` alone
-    conversations.apply_hints(columns={**columns(CONVERSATION_COLUMNS), **deleted_at_column()})
+    def conversation_listing(book: EntityLedger) -> ConversationListing:
+        account.ready()
+        calls.start(dlt.current.source_state(), account.now, account.ai_generations.get("remaining"))
+        return ConversationListing(book, client, report, now=account.now, start_date=start,
+                                   sweep_interval_hours=sweep_hours, page_size=int(page_size),
+                                   loads_rows="conversations" in conversations.selected)
 
-    @dlt.resource(name="calendar_events", primary_key="id", write_disposition=MERGE,
-                  columns={**columns(CALENDAR_COLUMNS), **deleted_at_column()})
-    def calendar_events() -> Iterator[Any]:
-        account.release("calendar_events")
-        if not ready():
-            report.wait("calendar_events", "not read: the request budget is spent")
-            return
-        try:
-            yield from sync_calendar(
-                client, report, now=account.now, state=dlt.current.resource_state(),
-                source_state=dlt.current.source_state(), days_back=float(calendar_days_back),
-                days_ahead=float(calendar_days_ahead), sweep_interval_hours=float(sweep_interval_hours))
-        except RateLimitError as exc:
-            report.wait("calendar_events", f"not read: {account.stop(exc)}")
-        account.record_spend()
+    def conversations_done() -> None:
+        book = Ledger(dlt.current.source_state()).entity("conversations")
+        calls.report_left(list(book.owed()), {rid for rid, _ in book.due(account.now)})
+        account.settle(conversations.run.stopped)
 
-    @dlt.resource(name="webhooks", primary_key="id", write_disposition=MERGE, columns=deleted_at_column())
-    def webhooks() -> Iterator[Any]:
-        account.release("webhooks")
-        if not ready():
-            report.wait("webhooks", "not read: the request budget is spent")
-            return
+    conversations = Engine(conversation_entity(calls, report), conversation_listing, **engine_args,
+                           before=account.before("conversations"), after=conversations_done)
+
+    # the calendar: a window around now
+    def calendar_listing(book: EntityLedger) -> CalendarListing:
+        account.ready()
+        return CalendarListing(book, client, report, now=account.now, days_back=float(calendar_days_back),
+                               days_ahead=float(calendar_days_ahead), sweep_interval_hours=sweep_hours)
+
+    calendar = Engine(calendar_entity(report), calendar_listing, **engine_args,
+                      before=account.before("calendar_events"),
+                      after=lambda: account.settle(calendar.run.stopped))
+
+    # webhooks: a snapshot, on Professional and above
+    def webhook_list() -> list:
+        account.ready()
         if not account.webhooks_allowed:
-            report.skip("webhooks", f"webhooks need the Professional plan; this key's plan is "
-                                    f"'{account.tier}' (no request made)")
-            return
-        try:
-            items = client.get("webhooks").body.get("data") or []
-        except ScopeError as exc:
-            report.skip("webhooks", f"the key may not read webhooks ({exc.message})")
-            return
-        except RateLimitError as exc:
-            report.wait("webhooks", f"not read: {account.stop(exc)}")
-            return
-        finally:
-            account.record_spend()
-        rows = [without_secrets(i) for i in items if isinstance(i, dict)]
-        yield reconcile_snapshot(dlt.current.resource_state(), dlt.current.source_state(),
-                                 "webhooks", rows, account.now, report)
+            raise ScopeError(f"webhooks need the Professional plan; this key's plan is '{account.tier}' "
+                             "(no request made)")
+        items = client.get("webhooks").body.get("data") or []
+        return [item for item in items if isinstance(item, dict)]
 
-    return [user_profile, conversations, calendar_events, webhooks]
+    webhooks = Engine(webhooks_entity(), lambda book: SnapshotListing(webhook_list), **engine_args,
+                      before=account.before("webhooks"), after=lambda: account.settle(webhooks.run.stopped))
+
+    return [
+        *snapshot_resources(name=PROFILE_TABLE, fetch=profile, key="email", deletions=False,
+                            hints=hints[PROFILE_TABLE], **engine_args),
+        *entity_resources(conversations, conversation_tables(report, hints), report),
+        *entity_resources(calendar, [TableSpec("calendar_events", hints=hints["calendar_events"])], report),
+        *entity_resources(webhooks, [TableSpec("webhooks", hints=hints["webhooks"])], report),
+    ]
 
 
 def check(api_key: str, base_url: str = DEFAULT_BASE_URL,
@@ -195,18 +199,16 @@ def check(api_key: str, base_url: str = DEFAULT_BASE_URL,
         tier = tier_of(body.get("data") if isinstance(body, dict) else None)
         access: dict[str, str | None] = {table: None for table in TABLES}
         if tier not in HOURLY_LIMIT:  # a plan this source does not know: ask
-            try:
-                client.get("webhooks")
-            except ScopeError as exc:
-                access["webhooks"] = f"the key may not read webhooks ({exc.message})"
+            answer = client.get("webhooks", accept=lambda a: a.status == 403)
+            if answer.status == 403:
+                access["webhooks"] = f"the key may not read webhooks (forbidden: {error_message(answer.body)})"
         elif tier not in WEBHOOK_TIERS:
             access["webhooks"] = f"webhooks need the Professional plan (this key's plan: '{tier}')"
-        try:
-            client.get("calendar/events", {"maxResults": 1})
-        except CalendarNotConnected:
+        answer = client.get("calendar/events", {"maxResults": 1}, accept=probe_refused)
+        if calendar_not_connected(answer):
             access["calendar_events"] = NOT_CONNECTED
-        except MeetingEltError as exc:
-            access["calendar_events"] = str(exc)
+        elif probe_refused(answer):
+            access["calendar_events"] = f"HTTP {answer.status}: {error_message(answer.body)}"
         return access
     finally:
         client.close()

@@ -1,4 +1,5 @@
-"""Convo specifics: error classes, and reshaping answers into table rows.
+"""Convo specifics: error classes, answers the source reads itself, and reshaping answers
+into table rows.
 
 Every reader here is tolerant (`_common.records`): a value of the wrong type never raises,
 and a record whose data had to be repaired, or could not be read where the source decides
@@ -7,18 +8,21 @@ something from it, is named in the run's report.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from .._common.errors import AuthError, BadRequestError, MeetingEltError, QuotaExhausted, ScopeError
+from .._common.errors import AuthError, MeetingEltError, ScopeError
 from .._common.http import ApiResponse, error_message
 from .._common.records import (
     Problems,
     describe,
+    excerpt,
     is_blank,
     read_dict,
     read_float,
     read_instant,
+    read_int,
     read_text,
     report_problems,
     unreadable,
@@ -27,17 +31,8 @@ from .._common.report import RunReport
 from .._common.transcripts import TABLE as SEGMENTS
 from .settings import PROFILE_TABLE
 
-
-class AiLimitExceeded(QuotaExhausted):
-    """429 `ai_limit_exceeded`: the plan's monthly AI generations are spent. Stop generating."""
-
-    hint = "no more keypoints/feedback are generated this month; reading continues"
-
-
-class CalendarNotConnected(BadRequestError):
-    """400 on /calendar/events: no Google Calendar is connected to the account."""
-
-    hint = "connect Google Calendar in the Convo dashboard to load calendar_events"
+NOT_CONNECTED = ("no Google Calendar is connected to this Convo account (connect one in the Convo "
+                 "dashboard to load it)")
 
 
 def error_code(answer: ApiResponse) -> str | None:
@@ -49,20 +44,91 @@ def error_code(answer: ApiResponse) -> str | None:
 
 
 def classify_error(answer: ApiResponse) -> MeetingEltError | None:
-    """Tells the AI allowance from the hourly limit, a plan without API access from a
-    plan without webhooks, and a missing calendar from a bad request."""
-    code, message = error_code(answer), error_message(answer.body)
-    if answer.status == 429 and code == "ai_limit_exceeded":
-        return AiLimitExceeded(f"monthly AI generation limit reached: {message}", status=429, url=answer.url)
+    """Tells a plan without API access (Free) from a plan without webhooks."""
+    message = error_message(answer.body)
     if answer.status == 403:
         if "/webhooks" in answer.url:
             return ScopeError(f"forbidden: {message}", scope="webhooks (Professional plan)",
                               status=403, url=answer.url)
         return AuthError(f"the key's plan has no API access: {message}", status=403, url=answer.url,
                          hint="API access needs the Starter plan or above")
-    if answer.status == 400 and "/calendar/" in answer.url and "calendar" in message.lower():
-        return CalendarNotConnected(f"no calendar: {message}", status=400, url=answer.url)
     return None
+
+
+# ---------------------------------------------------------------------- answers read here
+# (`ApiClient.request(accept=...)`): each means something the source decides, not an error
+
+
+def not_made_yet(answer: ApiResponse) -> bool:
+    """404 on GET keypoints/feedback: not generated yet."""
+    return answer.status == 404
+
+
+def generation_refused(answer: ApiResponse) -> bool:
+    """A POST that made nothing: 400 (e.g. too short for feedback), 404 (the conversation is
+    gone), or 429 `ai_limit_exceeded` (the plan's monthly AI generations are spent; unlike
+    the hourly 429, it stops only the generating)."""
+    return answer.status in (400, 404) or (answer.status == 429 and error_code(answer) == "ai_limit_exceeded")
+
+
+def calendar_not_connected(answer: ApiResponse) -> bool:
+    """400 on /calendar/events: no Google Calendar is connected to the account."""
+    return answer.status == 400 and "calendar" in error_message(answer.body).lower()
+
+
+def probe_refused(answer: ApiResponse) -> bool:
+    """What `check` lists as a reason rather than raising: a 4xx other than a bad key or a
+    rate limit."""
+    return 400 <= answer.status < 500 and answer.status not in (401, 429)
+
+
+# ---------------------------------------------------------------------- list items
+
+
+@dataclass
+class Listed:
+    """One conversation of the list, read tolerantly.
+
+    `row` is what loads (the item as sent); `start` its `startTime` as UTC text with
+    microseconds (sortable), None when unreadable; `ended` whether it has an `endTime`;
+    `count` its `segmentCount` read as a number (a count sent as text is read)."""
+
+    id: str
+    row: dict
+    start: str | None
+    ended: bool
+    count: int | None
+    problems: Problems
+
+
+def read_conversations(items: list, report: RunReport) -> list[Listed]:
+    """Reads one list page; items without an id cannot be loaded: named and left out.
+
+    `startTime`, `endTime` and `segmentCount` decide what is fetched, so a value that had to
+    be repaired or could not be read is noted (and named when the row loads)."""
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or is_blank(item.get("id")):
+            report.bad_record("conversations", excerpt(item), "a conversation without an id: not loaded",
+                              loaded=False)
+            continue
+        problems = Problems()
+        at = problems.check("startTime", item.get("startTime"), read_instant(item.get("startTime")))
+        if at is None:
+            problems.notes.append("no readable startTime: its transcript cannot be placed in time and is "
+                                  "not fetched until it has one")
+        raw_end = item.get("endTime")
+        problems.check("endTime", raw_end, read_instant(raw_end))
+        count = problems.check("segmentCount", item.get("segmentCount"), read_int(item.get("segmentCount")),
+                               exact=True)
+        out.append(Listed(str(item["id"]), item, utc_text(at) if at else None, not is_blank(raw_end),
+                          count, problems))
+    return out
+
+
+def utc_text(at: datetime) -> str:
+    """An instant as UTC text with microseconds: sortable as text (newest first)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # ---------------------------------------------------------------------- transcripts
@@ -139,6 +205,12 @@ def profile_row(profile: Any, report: RunReport) -> dict | None:
 
 
 # ---------------------------------------------------------------------- keypoints, feedback
+
+
+def ai_data(body: Any) -> dict | None:
+    """The `data` object of a keypoints/feedback answer; None when there is none."""
+    data = body.get("data") if isinstance(body, dict) else None
+    return data if isinstance(data, dict) else None
 
 
 def keypoints_row(conversation_id: str, data: dict, report: RunReport) -> dict:

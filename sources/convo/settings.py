@@ -29,10 +29,22 @@ RESUME_OVERLAP = 10
 # until the conversation is `ai_recheck_days` old
 RECHECK_FIRST = timedelta(hours=1)
 RECHECK_MAX = timedelta(hours=24)
+# a transcript whose call failed (a vendor error that outlasted the retries) is tried again
+# by the next run, without a back-off
+TRANSCRIPT_RETRY = timedelta(0)
 FEEDBACK_MIN_SEGMENTS = 10  # Convo makes feedback only for transcripts this long
 
 INSIGHT_KINDS = ("keypoints", "feedback")
 CHILD_BATCH = 100  # conversations whose transcripts/insights are yielded together
+CALENDAR_CURSOR_OVERLAP = timedelta(seconds=1)  # the next `timeMin` is an answer's last start less this
+
+# the cheap listings a run holds one request back for until they run, so a long backfill
+# of per-conversation calls cannot starve them (webhooks only where the plan has them)
+HELD_BACK = ("calendar_events", "webhooks")
+
+# source state keys (beside the engine's `ledger`)
+RECENT_KEY = "recent_requests"  # {run started at: requests sent}, the last hour (headerless keys)
+CREDITS_KEY = "ai_generation"  # {"month": "YYYY-MM", "spent": n}
 
 PROFILE_TABLE = "user_profile"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -11,8 +12,8 @@ from dlt.sources import DltResource
 
 from .._common.auth import BearerAuth
 from .._common.config import HttpConfiguration, http_settings, require
-from .._common.engine import Engine, entity_resources
-from .._common.errors import ConfigError, MeetingEltError, NotFoundError, RateLimitError, ScopeError
+from .._common.engine import Action, Engine, entity_resources, tolerate
+from .._common.errors import ConfigError
 from .._common.http import ApiClient
 from .._common.records import read_dict, read_instant
 from .._common.report import RunReport, new_report
@@ -49,12 +50,12 @@ def api_root(base_url: str) -> str:
 
 
 def make_client(base_url: str, api_token: str, http: HttpConfiguration | dict | None,
-                report: RunReport) -> ApiClient:
+                report: RunReport, on_quota: Any = None) -> ApiClient:
     require(base_url, "base_url", NAME)
     require(api_token, "api_token", NAME, secret=True)
     return ApiClient(api_root(base_url), BearerAuth(api_token), report,
                      http_settings(http, requests_per_minute=REQUESTS_PER_MINUTE),
-                     classify_error=classify_error)
+                     classify_error=functools.partial(classify_error, on_quota=on_quota))
 
 
 class _ServerClock:
@@ -140,7 +141,9 @@ def meetric_partner(
         raise ConfigError(f"daily_conversation_quota={daily_conversation_quota} must be 0 (no counting) or more")
     start = parse_start_date(start_date)
     report = new_report(NAME)
-    client = make_client(base_url, api_token, http, report)
+    calls: ConversationCalls | None = None
+    client = make_client(base_url, api_token, http, report,
+                         on_quota=lambda: calls.quota.spend_at_server() if calls and calls.quota else None)
     clock = _ServerClock(client)
 
     def listed(table: str, path: str | None = None) -> Any:
@@ -194,12 +197,14 @@ def _guarded(before: Any, report: RunReport) -> Any:
     """`before`, but a refused call (the API's clock is read from `/account`) stops the
     conversations cleanly for this run instead of failing it."""
     def run() -> bool:
-        try:
-            return before()
-        except RateLimitError as exc:
-            report.warn(f"conversations: not read this run: {exc.message}")
-            report.wait("conversations", f"not read this run ({exc.message}); the next run reads it")
-            return False
+        ready = False
+        with tolerate(Action.STOP) as refused:
+            ready = before()
+        if refused.error is not None:
+            why = getattr(refused.error, "message", str(refused.error))
+            report.warn(f"conversations: not read this run: {why}")
+            report.wait("conversations", f"not read this run ({why}); the next run reads it")
+        return ready
 
     return run
 
@@ -219,15 +224,14 @@ def check(base_url: str, api_token: str, http: HttpConfiguration | dict | None =
               "insights": f"conversations/{NIL_ID}/insights",
               "recordings": f"conversations/{NIL_ID}/recording-url"}
     for scope, path in probes.items():
-        try:
+        with tolerate(Action.NOT_FOUND, Action.SKIP, Action.STOP, Action.RETRY) as failed:
             client.get(path)
-            why = None
-        except NotFoundError:
-            why = None  # allowed: the probe id just does not exist
-        except ScopeError as exc:
-            why = f"needs the '{exc.scope or scope}' scope ({exc.message})"
-        except MeetingEltError as exc:
-            why = str(exc)
+        if failed.action in (None, Action.NOT_FOUND):
+            why = None  # allowed (a 404: the probe id just does not exist)
+        elif failed.action is Action.SKIP:
+            why = f"needs the '{getattr(failed.error, 'scope', None) or scope}' scope ({failed.error.message})"
+        else:
+            why = str(failed.error)
         for table in SCOPE_TABLES[scope]:
             access[table] = why
     client.close()

@@ -15,8 +15,18 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .._common.engine import Engine, Entity, Fetched, NotFound, Part, TableSpec, Work
-from .._common.errors import QuotaExhausted, RateLimitError, ScopeError
+from .._common.engine import (
+    Action,
+    Engine,
+    Entity,
+    Fetched,
+    NotFound,
+    Part,
+    TableSpec,
+    Work,
+    tolerate,
+)
+from .._common.errors import QuotaExhausted
 from .._common.http import ApiClient
 from .._common.records import describe, read_dict, read_instant, report_problems
 from .._common.report import RunReport
@@ -38,6 +48,7 @@ class ConversationCalls:
         self.engine: Engine | None = None
         self.quota: DailyQuota | None = None
         self.dropped: set[str] = set()  # scopes the token lacks (found this run)
+        self._counted: dict[str, bool] = {}  # calls in flight that counted a new conversation
         self._lock = threading.Lock()
 
     def _wanted(self, scope: str) -> bool:
@@ -51,25 +62,30 @@ class ConversationCalls:
         refused = self.quota.take(cid)
         if refused:
             raise QuotaExhausted(refused)
+        with self._lock:
+            self._counted[cid] = not touched_before
         while True:
             params = {"include_transcript": "true" if self._wanted("transcripts") else None,
                       "include_insights": "true" if self._wanted("insights") else None}
-            try:
+            with tolerate(Action.SKIP) as forbidden:  # a scope the token lacks
                 answer = self.client.get(f"conversations/{cid}", params).body
+            if forbidden.error is None:
                 break
-            except ScopeError as exc:
-                if not self._drop(exc):
-                    raise
-            except RateLimitError as exc:
-                if not touched_before:
-                    self.quota.release(cid)  # refused, or never sent: the API did not count it
-                if isinstance(exc, QuotaExhausted) and exc.status == 429:
-                    self.quota.spend_at_server()
-                raise
+            if not self._drop(forbidden.error):
+                raise forbidden.error
+        with self._lock:
+            self._counted.pop(cid, None)
         conversation = read_dict(answer.get("conversation")) if isinstance(answer, dict) else None
         if conversation is None:
             raise ValueError(f"the detail answer has no conversation object ({describe(answer)})")
         return conversation
+
+    def release(self, work: Work) -> None:
+        """The detail call was refused (a 429, or never sent): the API did not count it."""
+        with self._lock:
+            counted = self._counted.pop(work.record_id, False)
+        if counted:
+            self.quota.release(work.record_id)
 
     def recording(self, work: Work) -> dict:
         body = self.client.get(f"conversations/{work.record_id}/recording-url").body
@@ -77,7 +93,7 @@ class ConversationCalls:
             raise ValueError(f"the recording answer is not an object ({describe(body)})")
         return body
 
-    def _drop(self, exc: ScopeError) -> bool:
+    def _drop(self, exc: Any) -> bool:
         """A 403 for an include's scope: load the rest without it, and say so once."""
         scope = exc.scope
         with self._lock:
@@ -107,7 +123,8 @@ def conversation_entity(calls: ConversationCalls, report: RunReport) -> Entity:
         version=lambda item: str(item.updated),
         day=lambda item: item.book_date.isoformat() if item.book_date else None,
         wants=wants, row=row,
-        parts=(Part("detail", DETAIL_TABLES, fetch=calls.detail, not_found=NotFound.DELETED),
+        parts=(Part("detail", DETAIL_TABLES, fetch=calls.detail, not_found=NotFound.DELETED,
+                    refused=calls.release),
                Part("recording", ("recording_urls",), fetch=calls.recording, not_found=NotFound.NONE)),
     )
 

@@ -7,6 +7,7 @@ record loads with its raw value kept, or repaired, and the run names it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -36,14 +37,17 @@ if TYPE_CHECKING:
 _SCOPE_MESSAGE = re.compile(r"does not have the '([a-z_]+)' scope")
 
 
-def classify_error(answer: ApiResponse) -> MeetingEltError | None:
-    """Names the missing scope of a 403 and tells the daily quota from the per-minute limit."""
+def classify_error(answer: ApiResponse, on_quota: Callable[[], None] | None = None) -> MeetingEltError | None:
+    """Names the missing scope of a 403 and tells the daily quota from the per-minute limit
+    (`on_quota` is told when the API answers that the daily quota is spent)."""
     message = error_message(answer.body)
     if answer.status == 403:
         found = _SCOPE_MESSAGE.search(message)
         scope = found.group(1) if found else ("recordings" if "recording" in message.lower() else None)
         return ScopeError(f"forbidden: {message}", scope=scope, status=403, url=answer.url)
     if answer.status == 429 and "quota" in message.lower():
+        if on_quota is not None:
+            on_quota()
         return QuotaExhausted(f"daily conversation quota spent: {message}", status=429, url=answer.url)
     return None
 

@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from .._common.engine import Listing
-from .._common.errors import RateLimitError
 from .._common.http import ApiClient
 from .._common.ledger import EntityLedger
 from .._common.paginators import CursorPaginator
@@ -54,6 +53,7 @@ class ConversationListing(Listing):
         self.sweep = book.sweep_due(sweep_interval_hours, now)
         self.cut: Stretch | None = None
         self.cut_reason = ""
+        self.reading: Stretch | None = None
         self.newest = read_instant(book.cursor.get("newest_date"))
         self._forget_what_left_the_window()
         self.stretches = self._plan()
@@ -118,25 +118,24 @@ class ConversationListing(Listing):
             paginator = CursorPaginator("pagination.next_cursor", "cursor", has_more_path="pagination.has_more")
             params = {"limit": self.page_size, "from": iso(stretch.frm),
                       "to": iso(stretch.to) if stretch.to else None}
-            try:
-                for page in self.client.paginate("conversations", paginator=paginator,
-                                                 items_path="conversations", params=params):
-                    self.observe(page.response.body)
-                    listed = read_list_page(page.items, stretch.frm, self.report)
-                    for item in listed:
-                        if item.date is not None:  # an unreadable date never moves a cursor
-                            self.newest = item.date if self.newest is None else max(self.newest, item.date)
-                            stretch.lowest = item.date if stretch.lowest is None else min(stretch.lowest, item.date)
-                    yield listed
-            except RateLimitError as exc:
-                self.cut, self.cut_reason = stretch, exc.message
-                raise
+            self.reading = stretch  # where a cut (the engine stops the listing) leaves off
+            for page in self.client.paginate("conversations", paginator=paginator,
+                                             items_path="conversations", params=params):
+                self.observe(page.response.body)
+                listed = read_list_page(page.items, stretch.frm, self.report)
+                for item in listed:
+                    if item.date is not None:  # an unreadable date never moves a cursor
+                        self.newest = item.date if self.newest is None else max(self.newest, item.date)
+                        stretch.lowest = item.date if stretch.lowest is None else min(stretch.lowest, item.date)
+                yield listed
 
     def covers(self, record_id: str, entry: dict) -> bool:
         """Known conversations well inside the window (near its edge they may have aged out)."""
         return self._when(entry.get("day")) >= self.window_start + DELETION_MARGIN
 
     def finished(self, complete: bool) -> None:
+        if not complete and self.stopped and self.reading is not None:
+            self.cut, self.cut_reason = self.reading, self.stopped
         cursor = self.book.cursor
         if self.newest is not None:
             cursor["newest_date"] = iso(self.newest)
