@@ -40,6 +40,7 @@ from sources._common.ledger import Ledger
 from sources._common.paginators import PageNumberPaginator
 from sources._common.report import new_report
 from sources._common.state import deleted_at_column
+from sources._common.tables import MERGE as DEFAULT_MERGE
 from tests.utils import rows
 
 TOKEN = "toy-secret-token"
@@ -56,6 +57,7 @@ class ToySimulator(Simulator):
         self.groups: dict[str, dict] = {}
         self.notes_ready: set[str] = set()
         self.forbid_notes = False
+        self.forbid_notes_of: set[str] = set()  # items whose notes answer 403 (another account's)
         self.quota: int | None = None  # per-item calls allowed before 429 "quota"
         for i in range(items):
             self.add(i)
@@ -121,9 +123,9 @@ class ToySimulator(Simulator):
 
     @route("GET", r"/items/(?P<id>[^/]+)/notes")
     def notes(self, request: Request) -> Any:
-        if self.forbid_notes:
-            raise HttpError(403, "Token does not have the 'notes' scope")
         item_id = request.params["id"]
+        if self.forbid_notes or item_id in self.forbid_notes_of:
+            raise HttpError(403, "Token does not have the 'notes' scope")
         if item_id not in self.items or item_id not in self.notes_ready:
             raise HttpError(404, "not found")
         self._spend()
@@ -369,6 +371,142 @@ def test_a_record_without_an_id_is_named_and_the_rest_loads(sim, pipeline):
     bad = get_report("toy").bad_records
     assert [b for b in bad if b.table == "items" and not b.loaded and "no id" in b.record_id]
     assert len(rows(pipeline, "items")) == 12
+
+
+# ---------------------------------------------------------------------- groups (accounts)
+def group_of(item: dict) -> str:
+    return "odd" if int(item["id"][2:]) % 2 else "even"
+
+
+class GroupedList(FullList):
+    """The items of two accounts, each read with its own credential; `refused` lists the
+    groups whose credential may not list them."""
+
+    def __init__(self, client: ApiClient, refused: set[str]) -> None:
+        super().__init__(client)
+        self.refused = refused
+
+    def by_group(self) -> Iterator[tuple[str | None, Iterator[list]]]:
+        for group in ("even", "odd"):
+            yield group, self._pages_of(group)
+
+    def _pages_of(self, group: str) -> Iterator[list]:
+        if group in self.refused:
+            raise ScopeError(f"account '{group}': insufficient permissions")
+        for page in self.pages():
+            yield [i for i in page if group_of(i) == group]
+
+
+@dlt.source(name="toy")
+def grouped_toy(base_url: str, token: str, refused: tuple[str, ...] = (), arrow: bool = False) -> Any:
+    """The toy API as two accounts (even and odd ids); `arrow`: items loaded as Arrow pages."""
+    import pyarrow as pa
+
+    report = new_report("toy")
+    client = ApiClient(base_url, BearerAuth(token), report,
+                       HttpSettings(concurrency=3, max_retries=1, backoff_initial_seconds=0.01,
+                                    backoff_max_seconds=0.02), classify_error=classify)
+    entity = Entity(
+        name="items", table="items", key=lambda i: str(i["id"]), version=lambda i: str(i["updated_at"]),
+        group=group_of, wants=lambda i: (("notes",), False), scopes_per_group=True,
+        parts=(Part("notes", ("notes",), fetch=lambda w: client.get(f"items/{w.record_id}/notes").body),),
+    )
+    engine = Engine(entity, lambda book: GroupedList(client, set(refused)), client=client, report=report,
+                    now=lambda: datetime.now(UTC))
+
+    def page(rows: list[dict]) -> Any:
+        return pa.table({"id": [r["id"] for r in rows], "title": [r["title"] for r in rows],
+                         "deleted_at": pa.array([r.get("deleted_at") for r in rows], pa.timestamp("us", "UTC"))})
+
+    return entity_resources(engine, [
+        TableSpec("items", finish=page if arrow else None, finish_marked=page if arrow else None,
+                  hints={"primary_key": "id", "write_disposition": DEFAULT_MERGE, "columns": deleted_at_column()}),
+        TableSpec("notes", part="notes", hints={"primary_key": "item_id", "write_disposition": DEFAULT_MERGE},
+                  shape=lambda f: [{"item_id": f.work.record_id, "note": n} for n in f.bodies["notes"]["notes"]]),
+    ], report)
+
+
+def test_a_group_whose_credential_may_not_list_is_skipped_and_the_others_load_and_sweep(sim, pipeline):
+    from sources._common.report import get_report
+
+    pipeline.run(grouped_toy(**sim.source_config()))
+    assert loaded(pipeline) == {"items": 12, "items__tags": 24, "notes": 12}
+    del sim.items["it004"], sim.items["it007"]  # one of each account
+    pipeline.run(grouped_toy(**sim.source_config(), refused=("even",)))
+    report = get_report("toy")
+    assert "even" in report.skipped["items"] and "insufficient permissions" in report.skipped["items"]
+    assert not [w for w in report.warnings if "refusing" in w]  # the refused group is not "empty"
+    marked = {r["id"] for r in rows(pipeline, "items") if r["deleted_at"] is not None}
+    assert marked == {"it007"}  # the odd account was read whole; the even one is not judged
+    pipeline.run(grouped_toy(**sim.source_config()))
+    assert {r["id"] for r in rows(pipeline, "items") if r["deleted_at"] is not None} == {"it004", "it007"}
+
+
+def test_a_part_refused_for_one_group_is_still_fetched_for_the_others(sim, pipeline):
+    from sources._common.report import get_report
+
+    sim.forbid_notes_of = {i for i in sim.items if int(i[2:]) % 2}  # the odd account's key
+    pipeline.run(grouped_toy(**sim.source_config()))
+    assert "notes" in get_report("toy").skipped
+    assert {r["item_id"] for r in rows(pipeline, "notes")} == {i for i in sim.items if not int(i[2:]) % 2}
+    refused = [r for r in per_item(sim) if r.status == 403]
+    assert 1 <= len(refused) <= 3  # the odd ones in flight when the first refusal came back
+
+
+def test_marked_rows_of_an_arrow_table_are_yielded_as_arrow_too(sim, pipeline):
+    pipeline.run(grouped_toy(**sim.source_config(), arrow=True))
+    del sim.items["it003"]
+    pipeline.run(grouped_toy(**sim.source_config(), arrow=True))  # dict rows would add `_dlt_id`: a failed load
+    stored = {r["id"]: r for r in rows(pipeline, "items", columns="id, title, deleted_at")}
+    assert stored["it003"]["deleted_at"] is not None and stored["it003"]["title"] == "Item 3"
+    assert [i for i, r in stored.items() if r["deleted_at"] is not None] == ["it003"]
+    assert "_dlt_id" not in pipeline.default_schema.get_table_columns("items")
+
+
+def test_a_listing_with_nothing_to_fetch_hands_each_page_over_as_it_is_read(sim, pipeline):
+    events: list[str] = []
+
+    class Traced(FullList):
+        def pages(self) -> Iterator[list]:
+            for page in super().pages():
+                events.append("page")
+                yield page
+
+    @dlt.source(name="toy")
+    def traced(base_url: str, token: str) -> Any:
+        report = new_report("toy")
+        client = ApiClient(base_url, BearerAuth(token), report, HttpSettings(concurrency=3))
+        entity = Entity(name="items", table="items", key=lambda i: str(i["id"]),
+                        version=lambda i: str(i["updated_at"]))
+        engine = Engine(entity, lambda book: Traced(client), client=client, report=report,
+                        now=lambda: datetime.now(UTC))
+
+        def feed() -> Iterator[Any]:
+            for batch in engine.feed():
+                events.append(type(batch).__name__)
+                yield batch
+
+        return dlt.resource(feed, name="items")  # the table is selected: its rows are listed
+
+    pipeline.extract(traced(**sim.source_config()))
+    assert events == ["page", "ListedRows"] * 3
+
+
+def test_deletions_are_marked_on_delta_tables_that_were_merged_into_before(sim, tmp_path):
+    """After an upsert, a Delta table's files hold `string_view` columns: reading rows back
+    by key must not trip over them (the marks would never land)."""
+    from tests.destinations import make_warehouse
+
+    lake = make_warehouse("filesystem", tmp_path, None)
+    pipeline = lake.pipeline("toy_delta")
+    lake.run(pipeline, grouped_toy(**sim.source_config()))
+    sim.touch("it001", title="Renamed")
+    lake.run(pipeline, grouped_toy(**sim.source_config()))  # merged into: the table's second version
+    del sim.items["it004"]
+    lake.run(pipeline, grouped_toy(**sim.source_config()))
+    stored = {r["id"]: r for r in lake.rows(pipeline, "items")}
+    assert [i for i, r in stored.items() if r["deleted_at"] is not None] == ["it004"]
+    assert stored["it004"]["title"] == "Item 4" and stored["it001"]["title"] == "Renamed"
 
 
 def test_tolerate_lets_only_the_named_actions_pass(sim):

@@ -212,6 +212,31 @@ def test_a_key_that_may_not_read_users_skips_users_and_managers_with_a_warning(s
     assert acc in access["team_managers"] and "permission" in access["team_managers"]
 
 
+def test_a_key_refused_for_one_account_skips_that_account_only(start_sim, tmp_path) -> None:
+    sim = start_sim(MeetricSimulator, **SMALL, seed=21)
+    first, second = sim.account_ids
+    limited = sim.add_key([second], write=False, denied={"/users", "/teams"})
+    accounts = [{"account_id": first, "api_key": sim.accounts[first].key},
+                {"account_id": second, "api_key": limited}]
+    pipeline = make_pipeline(tmp_path, "meetric")
+    run_strict(pipeline, meetric(base_url=sim.base_url, accounts=list(reversed(accounts)), http=FAST))
+    report = get_report("meetric")
+    assert set(report.skipped) == {"users", "team_managers", "department_managers"}
+    assert all(second in why and "permission" in why for why in report.skipped.values())
+    for table in ("users", "team_managers", "department_managers"):  # the first account's, whole
+        got = {k: v for k, v in loaded(pipeline, table).items() if v["account_id"] == first}
+        assert got == {k: v for k, v in expected(sim, table).items() if v["account_id"] == first} != {}, table
+        assert {v["account_id"] for v in loaded(pipeline, table).values()} == {first}, table
+    for table in ("conversations", "insights", "action_items", "insight_trends", "insight_summary"):
+        assert loaded(pipeline, table) == expected(sim, table), table
+    # the first account is still swept: a user deleted there is marked, the other's not judged
+    gone = next(iter(sim.accounts[first].users))
+    del sim.accounts[first].users[gone]
+    run_strict(pipeline, meetric(base_url=sim.base_url, accounts=accounts, http=FAST))
+    assert {r["id"] for r in rows(pipeline, "users", where="deleted_at IS NOT NULL")} == {gone}
+    assert not [w for w in get_report("meetric").warnings if "refusing" in w]
+
+
 def test_unknown_fields_are_kept_and_malformed_records_are_named(start_sim, tmp_path) -> None:
     sim = start_sim(MeetricSimulator, **{**SMALL, "accounts": 1}, seed=19)
     acc = sim.account_ids[0]
@@ -258,7 +283,6 @@ def test_accounts_come_from_a_single_pair_a_list_or_an_env_var(monkeypatch) -> N
     monkeypatch.setenv("SOURCES__MEETRIC__BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("SOURCES__MEETRIC__ACCOUNTS", '[{"account_id": "acc_env", "api_key": "key_env_1"}]')
     source = meetric()
-    assert set(source.resources) == {"users", "conversations", "insights", "action_items",
-                                     "insight_trends", "insight_summary"}
+    assert set(source.selected_resources) == set(TABLES)  # a resource per table (the feeds are not tables)
     with pytest.raises(ConfigError, match="page_size"):
         meetric(page_size=101)

@@ -6,11 +6,9 @@ import re
 from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import dlt
 import duckdb
-import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -47,41 +45,13 @@ def demo(tmp_path_factory) -> SimpleNamespace:
                            pipelines={load.source: load.pipeline for load in loads})
 
 
-def _copy_meetric(demo: SimpleNamespace, destination: Any, pipelines_dir: str) -> None:
-    """The meetric tables of the DuckDB demo, loaded into `destination` with their dlt schema.
-
-    The meetric source itself cannot load into Postgres yet: dlt writes its Arrow pages as
-    csv there, which refuses their list columns."""
-    schema = demo.pipelines["meetric"].default_schema
-    with demo.pipelines["meetric"].sql_client() as client:
-        tables = {t: fetch(client, "meetric", t) for t in schema.data_table_names()}
-
-    @dlt.source(name="meetric")
-    def meetric_copy():
-        for table, rows in tables.items():
-            columns = {n: {"data_type": c["data_type"], "nullable": True}
-                       for n, c in schema.get_table_columns(table).items() if c.get("data_type")}
-            json_columns = [n for n, c in columns.items() if c["data_type"] == "json"]
-            for row in rows:
-                for name in json_columns:
-                    if isinstance(row.get(name), str):
-                        row[name] = orjson.loads(row[name])
-            yield dlt.resource(rows, name=table, columns=columns)
-
-    pipeline = dlt.pipeline("copy_meetric", destination=destination, dataset_name="meetric",
-                            pipelines_dir=pipelines_dir)
-    pipeline.run(meetric_copy()).raise_on_failed_jobs()
-
-
 @pytest.fixture(scope="module")
 def postgres_demo(demo, postgres_server, tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("pg_demo")
     database = postgres_server.create_database("demo_model")
     destination = dlt.destinations.postgres(credentials=postgres_server.url(database))
-    loads = load_demo(destination, str(root / "pipelines"),
-                      [name for name in demo.sims if name != "meetric"])
+    loads = load_demo(destination, str(root / "pipelines"), list(demo.sims))
     assert all(load.result.ok for load in loads), [load.result.error for load in loads]
-    _copy_meetric(demo, destination, str(root / "pipelines"))
     refresh = refresh_meetings_model(destination)
     yield SimpleNamespace(destination=destination, refresh=refresh, pipeline=loads[0].pipeline)
     postgres_server.drop_database(database)

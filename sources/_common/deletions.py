@@ -76,7 +76,10 @@ class StoredRows:
         if delta is None:
             return []
         dataset = delta.to_pyarrow_dataset()
-        return dataset.to_table(filter=pc.field(column).isin(values)).to_pylist()
+        # a table merged into holds `string_view` files under a `string` schema: the cast keeps
+        # the filter off the files' statistics, which cannot compare the two
+        key = pc.field(column).cast(dataset.schema.field(column).type)
+        return dataset.to_table(filter=key.isin(values)).to_pylist()
 
     # ---------------------------------------------------------------- rows
     def rows(self, table: str, key: str, ids: Iterable[str]) -> list[dict[str, Any]]:

@@ -207,6 +207,9 @@ class Entity:
     # is handed over) or lost one (deleted) in this run
     parent: Callable[[Any], str | None] = lambda item: None
     parent_changed: Callable[[set[str]], None] | None = None
+    # each group reads with its own credential (an account's key): a part refused (a scope
+    # error) for one group is refused for that group only; False: for every record
+    scopes_per_group: bool = False
 
     @property
     def marks_table(self) -> str | None:
@@ -227,6 +230,13 @@ class Listing:
 
     def pages(self) -> Iterator[list]:
         raise NotImplementedError
+
+    def by_group(self) -> Iterator[tuple[str | None, Iterator[list]]]:
+        """The pages, group by group (account, organization), for a listing that reads several
+        with their own credentials: a group whose credential may not list the entity (a scope
+        error) is skipped, named in the report, and the other groups are still read (and
+        checked for deletions). Default: one group, `pages()`."""
+        yield None, self.pages()
 
     def covers(self, record_id: str, entry: dict) -> bool:
         """True when a known record lies in the range this listing read (so not seeing it
@@ -300,8 +310,9 @@ class RunState:
     stopped: str | None = None
     listing_complete: bool = False
     fetched: int = 0
-    disabled: set[str] = field(default_factory=set)  # parts refused (scope) this run
+    disabled: set[tuple[str, str | None]] = field(default_factory=set)  # (part, group) refused (scope)
     groups_seen: set[str] = field(default_factory=set)
+    groups_skipped: set[str] = field(default_factory=set)  # groups whose listing was refused (scope)
     backed_off: set[str] = field(default_factory=set)  # records given a back-off this run
     skipped: bool = False  # the listing was refused (scope, plan): its tables are skipped
     rows_yielded: set[str] = field(default_factory=set)  # records whose list rows this run loads
@@ -403,7 +414,10 @@ class Engine:
                 yield from self._lookups(listing, book, wanted_parts)
                 yield from self._backlog(book, wanted_parts, listing)
 
-        if self.entity.ordered:  # everything listed first, then fetched by priority
+        if not wanted_parts:  # nothing to fetch: each page is handed over as soon as it is read
+            for _ in self._list(listing, book, ledger, load_rows, wanted_parts, pages, ticks=True):
+                yield from drain()
+        elif self.entity.ordered:  # everything listed first, then fetched by priority
             queued: list[Work] = []
             for item in work():
                 queued.append(item)
@@ -441,33 +455,47 @@ class Engine:
             ledger.unmark(self.entity.marks_table, (v[0] for v in versions))  # listed: alive
 
     def _list(self, listing: Listing, book: EntityLedger, ledger: Ledger, load_rows: bool,
-              wanted_parts: set[str], pages: deque) -> Iterator[Work]:
+              wanted_parts: set[str], pages: deque, ticks: bool = False) -> Iterator[Work | None]:
         """Reads the listing's pages: queues each page's changed rows and versions in
-        `pages`, and yields the work they owe."""
+        `pages`, and yields the work they owe (and None after each page, with `ticks`)."""
         entity = self.entity
         marks = ledger.marks(entity.marks_table) if entity.marks_table else {}
         try:
-            for page in listing.pages():
-                rows: list[dict] = []
-                versions: list[tuple[str, str, str | None, dict[str, str], bool, str | None, tuple,
-                                     str | None]] = []
-                owed: list[Work] = []
-                for item in page:
-                    seen = self._see(item, book, marks, load_rows, wanted_parts, rows, versions, owed)
-                    if seen is not None:
-                        self.run.seen.add(seen)
-                pages.append((rows, versions))
-                yield from owed
+            for group, group_pages in listing.by_group():
+                try:
+                    for page in group_pages:
+                        rows: list[dict] = []
+                        versions: list[tuple[str, str, str | None, dict[str, str], bool, str | None, tuple,
+                                             str | None]] = []
+                        owed: list[Work] = []
+                        for item in page:
+                            seen = self._see(item, book, marks, load_rows, wanted_parts, rows, versions, owed)
+                            if seen is not None:
+                                self.run.seen.add(seen)
+                        pages.append((rows, versions))
+                        yield from owed
+                        if ticks:
+                            yield None
+                except ScopeError as exc:
+                    if group is None:
+                        raise
+                    self.run.groups_skipped.add(str(group))  # the other groups are still read
+                    self._skip_listing(exc, str(group))
             self.run.listing_complete = True
         except RateLimitError as exc:  # our budget, or a wait too long: the listing is cut
             self.stop(exc.message)
         except ScopeError as exc:
             self.run.skipped = True
-            tables = [t for t in [entity.table, *(t for p in entity.parts for t in p.tables)] if t]
-            why = (f"the token lacks the '{exc.scope}' scope" if getattr(exc, "scope", None)
-                   else f"the credential may not list {entity.name}: {exc.message}")
-            for table in tables:
-                self.report.skip(table, why)
+            self._skip_listing(exc, None)
+
+    def _skip_listing(self, exc: ScopeError, group: str | None) -> None:
+        entity = self.entity
+        tables = [t for t in [entity.table, *(t for p in entity.parts for t in p.tables)] if t]
+        whose = f"the credential of {group}" if group is not None else "the credential"
+        why = (f"the token lacks the '{exc.scope}' scope" if getattr(exc, "scope", None)
+               else f"{whose} may not list {entity.name}: {exc.message}")
+        for table in tables:
+            self.report.skip(table, why)
 
     def _see(self, item: Any, book: EntityLedger, marks: dict[str, str], load_rows: bool,
              wanted_parts: set[str], rows: list[dict], versions: list, work: list[Work],
@@ -619,15 +647,15 @@ class Engine:
         for name in work.parts:
             if self.halted:
                 break
-            if name in self.run.disabled:
-                continue
+            if (name, self._scope_group(work)) in self.run.disabled:
+                continue  # refused (for every record, or for this record's group)
             part = self.entity.part(name)
             try:
                 out[name] = part.fetch(work)
             except Exception as exc:  # noqa: BLE001 - settled by ERROR_ACTIONS
                 out[name] = exc
-                if isinstance(exc, ScopeError):
-                    self.run.disabled.add(name)  # the queued calls of this part are not sent
+                if isinstance(exc, ScopeError):  # the queued calls of this part (or group) are not sent
+                    self.run.disabled.add((name, self._scope_group(work)))
                 if isinstance(exc, RateLimitError):
                     if part.refused is not None:
                         part.refused(work)
@@ -636,6 +664,9 @@ class Engine:
                 if isinstance(exc, NotFoundError) and part.not_found is NotFound.DELETED:
                     break  # the record is gone: its other parts are moot
         return out
+
+    def _scope_group(self, work: Work) -> str | None:
+        return work.group if self.entity.scopes_per_group else None
 
     def _fan_out(self, work: Iterable[Work], book: EntityLedger, ledger: Ledger,
                  drain: Callable[[], Iterator[Any]]) -> Iterator[Any]:
@@ -706,7 +737,7 @@ class Engine:
             if action is None or action is Action.ABORT:
                 raise value
             if action is Action.SKIP:
-                self.run.disabled.add(name)
+                self.run.disabled.add((name, self._scope_group(work)))
                 scope = getattr(value, "scope", None)
                 for table in part.tables:
                     self.report.skip(table, f"the credential lacks the '{scope}' scope ({value.message})"
@@ -761,6 +792,8 @@ class Engine:
             by_group.setdefault((book.get(rid) or {}).get("group"), set()).add(rid)
         gone: set[str] = set()
         for group, known in sorted(by_group.items(), key=lambda kv: str(kv[0])):
+            if group in self.run.groups_skipped:
+                continue  # its credential may not list it: nothing is known about it this run
             listed_any = bool(self.run.seen) if group is None else group in self.run.groups_seen
             if not listed_any:
                 where = "" if group is None else f" for {group}"
@@ -806,6 +839,10 @@ class TableSpec:
     # a batch's rows to what is yielded (e.g. an Arrow table for transcript segments); for
     # list tables too (their rows are the listed rows)
     finish: Callable[[list[dict]], Any] | None = None
+    # the marked rows (read back from the destination, as stored: flattened, typed, `deleted_at`
+    # set) to what is yielded, for a table loaded as Arrow (dict rows would add dlt's own
+    # `_dlt_id`/`_dlt_load_id` columns to it); None: yielded as read back
+    finish_marked: Callable[[list[dict]], Any] | None = None
     hints: dict[str, Any] = field(default_factory=dict)
 
 
@@ -838,7 +875,8 @@ def _table_transformer(feed: Any, spec: TableSpec, entity: Entity, report: RunRe
             return  # another entity's batch (a chained feed)
         if isinstance(batch, Marks):
             if batch.table == spec.name:
-                yield from _marked(spec.name, entity.key_column, batch.later)
+                for rows in _marked(spec.name, entity.key_column, batch.later):
+                    yield spec.finish_marked(rows) if spec.finish_marked else rows
             return
         if spec.part is None:
             if isinstance(batch, ListedRows) and batch.rows:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -11,45 +11,20 @@ from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.sources import DltResource
 
 from .._common.config import HttpConfiguration
-from .._common.errors import ConfigError, MeetingEltError, NotFoundError, RateLimitError, ScopeError
-from .._common.report import RunReport, new_report
-from .._common.state import deleted_at_column, prune_tombstones
+from .._common.engine import Action, Engine, entity_resources, tolerate
+from .._common.errors import ConfigError
+from .._common.report import new_report
 from .._common.timeutil import parse_start_date, utc_now
-from .accounts import Account, make_accounts, parse_accounts
-from .aggregates import SummarySync, TrendSync
-from .conversations import ConversationSync
-from .people import MANAGER_KINDS, UserSync
-from .records import ActionItemSync, InsightSync
+from .accounts import make_accounts, parse_accounts
+from .entities import tables
+from .listing import Options
 from .settings import (
     DEFAULT_LOOKBACK_DAYS,
     DEFAULT_SUMMARY_BACKFILL_DAYS,
     ENDPOINTS,
-    MERGE,
     NAME,
     PAGE_SIZE_MAX,
 )
-from .sync import AccountSync, Options
-
-KEYS = {
-    "conversations": "id", "insights": "id", "action_items": "id", "users": "id",
-    "insight_trends": ["account_id", "period_start"],
-    "insight_summary": ["account_id", "period_start", "period_end"],
-}
-
-
-def _run_accounts(table: str, sync_class: type[AccountSync], accounts: list[Account], report: RunReport,
-                  options: Options, now: Any, also: Sequence[str] = ()) -> Iterator[Any]:
-    """Runs one table's reader for every account, in turn, into the same table."""
-    state = dlt.current.resource_state()
-    for account in accounts:
-        try:
-            yield from sync_class(account, state, report, options, now).run()
-        except ScopeError as exc:  # this key may not read this endpoint: the other tables still load
-            why = exc.message if account.id in exc.message else f"account '{account.id}': {exc.message}"
-            for name in (table, *also):
-                report.skip(name, why)
-        except RateLimitError as exc:  # a very long wait, or the run's request budget: stop cleanly
-            report.wait(f"{table} ({account.id})", f"stopped early: {exc.message}; the next run continues")
 
 
 @dlt.source(name=NAME)
@@ -87,28 +62,14 @@ def meetric(
     options = Options(start.date() if start else None, float(sweep_interval_hours), int(lookback_days),
                       int(summary_backfill_days), int(page_size))
     report = new_report(NAME)
-    configs = parse_accounts(api_key, account_id, accounts)
-    clients = make_accounts(base_url, configs, http, report, options.start_date)
+    clients = make_accounts(base_url, parse_accounts(api_key, account_id, accounts), http, report,
+                            options.start_date, options.page_size)
     now = utc_now()
-
-    def resource(table: str, sync_class: type[AccountSync], also: Sequence[str] = ()) -> DltResource:
-        def read() -> Iterator[Any]:
-            if table == "conversations":
-                prune_tombstones(dlt.current.source_state(), now)
-            yield from _run_accounts(table, sync_class, clients, report, options, now, also)
-
-        columns = deleted_at_column() if KEYS[table] == "id" else None
-        return dlt.resource(read, name=table, primary_key=KEYS[table], write_disposition=MERGE,
-                            columns=columns)
-
-    users = resource("users", UserSync, also=tuple(MANAGER_KINDS))
-    users.apply_hints(table_name="team_managers", primary_key=["team_id", "user_id"],
-                      write_disposition=MERGE, columns=deleted_at_column(), create_table_variant=True)
-    users.apply_hints(table_name="department_managers", primary_key=["department_id", "user_id"],
-                      write_disposition=MERGE, columns=deleted_at_column(), create_table_variant=True)
-    return [users, resource("conversations", ConversationSync), resource("insights", InsightSync),
-            resource("action_items", ActionItemSync), resource("insight_trends", TrendSync),
-            resource("insight_summary", SummarySync)]
+    resources: list[DltResource] = []
+    for table in tables(clients, report, options, now):
+        engine = Engine(table.entity, table.listing, client=clients[0].client, report=report, now=lambda: now)
+        resources += entity_resources(engine, table.specs, report)
+    return resources
 
 
 def check(base_url: str = dlt.config.value, api_key: TSecretStrValue | None = None,
@@ -117,23 +78,24 @@ def check(base_url: str = dlt.config.value, api_key: TSecretStrValue | None = No
     """Verifies every account's key and probes each endpoint with one small request.
 
     Returns {table: None if every account can load it, else why not}. Raises AuthError
-    (naming the account, never the key) when a key or account id is wrong.
+    (naming the account, never the key) when a key or account id is wrong. What an error
+    means is the engine's table (`ERROR_ACTIONS`): a refused scope is the table's reason,
+    a 404 (a probe id that does not exist) is allowed.
     """
     report = new_report(NAME)
     today = date.today().isoformat()
     access: dict[str, str | None] = {}
     for account in make_accounts(base_url, parse_accounts(api_key, account_id, accounts), http, report, None):
         client = account.client
-        users_denied: ScopeError | None = None
-        try:  # AuthError here, for a wrong key or account id
+        users: Any = []
+        with tolerate(Action.SKIP) as denied:  # AuthError here, for a wrong key or account id
             users = client.get(ENDPOINTS["users"], {"limit": 100}).body.get("data") or []
-        except ScopeError as exc:  # team and department ids are known only from users
-            users, users_denied = [], exc
+        users_denied = denied.error  # team and department ids are known only from users
         users = [u for u in users if isinstance(u, dict)] if isinstance(users, list) else []
         team = next((u["team_id"] for u in users if u.get("team_id")), None)
         department = next((u["department_id"] for u in users if u.get("department_id")), None)
 
-        def users_probe(denied: ScopeError | None = users_denied) -> None:
+        def users_probe(denied: BaseException | None = users_denied) -> None:
             if denied is not None:
                 raise denied
 
@@ -153,19 +115,23 @@ def check(base_url: str = dlt.config.value, api_key: TSecretStrValue | None = No
         }
         for table, probe in probes.items():
             why = None
-            try:
-                if probe is not None:
-                    probe()
-            except NotFoundError:
-                why = None
-            except ScopeError as exc:
-                why = exc.message
-            except MeetingEltError as exc:
-                why = f"account '{account.id}': {exc}"
+            if probe is not None:
+                why = _probe(probe, account.id)
             if why is not None or table not in access:
                 access[table] = why if why is not None else access.get(table)
         client.close()
     return access
+
+
+def _probe(probe: Callable[[], Any], account_id: str) -> str | None:
+    """None when the probe's table can load (a 404: the probe id just does not exist), else
+    why not; a wrong credential or a bug is no table's reason: it propagates."""
+    with tolerate(Action.NOT_FOUND, Action.SKIP, Action.STOP, Action.RETRY) as failed:
+        probe()
+    if failed.action in (None, Action.NOT_FOUND):
+        return None
+    return getattr(failed.error, "message", None) if failed.action is Action.SKIP \
+        else f"account '{account_id}': {failed.error}"
 
 
 __all__ = ["meetric", "check"]

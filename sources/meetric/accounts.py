@@ -2,7 +2,9 @@
 
 A user may have several Meetric accounts, each with its own key (or one key for several).
 Each account gets its own client, because the `X-Account-ID` header is part of its auth;
-clients of the same key share one pacer, because the API limits requests per key.
+clients of the same key share one pacer, because the API limits requests per key. An
+account also answers, once per run, what several tables need: the date its history starts
+at, and its users (the users table, and the teams and departments whose managers load).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from .._common.http import ApiClient
 from .._common.paginators import dig
 from .._common.records import read_int
 from .._common.report import RunReport
-from .helpers import classify_error, day
-from .settings import API_PREFIX, ENDPOINTS, NAME
+from .helpers import classify_error, day, with_id
+from .listing import OffsetPages
+from .settings import API_PREFIX, ENDPOINTS, NAME, PAGE_SIZE_MAX
 
 
 @dataclass(frozen=True)
@@ -80,12 +83,25 @@ def parse_accounts(api_key: str | None, account_id: str | None, accounts: Any) -
 class Account:
     """One account's client, and what several resources want to know about it once per run."""
 
-    def __init__(self, config: AccountConfig, client: ApiClient, start_date: date | None) -> None:
+    def __init__(self, config: AccountConfig, client: ApiClient, start_date: date | None, report: RunReport,
+                 page_size: int = PAGE_SIZE_MAX) -> None:
         self.id = config.account_id
         self.client = client
         self.start_date = start_date
+        self.report, self.page_size = report, page_size
         self._lock = threading.Lock()
         self._first_date: tuple[date | None] | None = None
+        self._users: tuple[list[dict], bool] | None = None
+
+    def users(self) -> tuple[list[dict], bool]:
+        """The account's users (each with its `account_id`), read once per run, and whether
+        the list held still while it was paged (see `listing.OffsetPages`)."""
+        with self._lock:
+            if self._users is None:
+                pages = OffsetPages(self.client, ENDPOINTS["users"], None, self.page_size)
+                users = [u for items in pages.pages() for u in with_id(items, "users", self.id, self.report)]
+                self._users = (users, pages.stable)
+            return self._users
 
     def first_date(self) -> date | None:
         """The earliest day to aggregate: `start_date`, else the oldest conversation's date.
@@ -108,7 +124,7 @@ class Account:
 
 
 def make_accounts(base_url: str, configs: list[AccountConfig], http: HttpConfiguration | dict | None,
-                  report: RunReport, start_date: date | None) -> list[Account]:
+                  report: RunReport, start_date: date | None, page_size: int = PAGE_SIZE_MAX) -> list[Account]:
     """A client per account; accounts that share a key share its pacer (limits are per key)."""
     require(base_url, "base_url", NAME)
     settings = http_settings(http)
@@ -121,5 +137,5 @@ def make_accounts(base_url: str, configs: list[AccountConfig], http: HttpConfigu
                            classify_error=classify_error(config.account_id),
                            rate_limit_reserve=settings.concurrency)
         client.pacer = pacers.setdefault(config.api_key, client.pacer)
-        accounts.append(Account(config, client, start_date))
+        accounts.append(Account(config, client, start_date, report, page_size))
     return accounts

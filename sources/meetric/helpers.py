@@ -2,14 +2,17 @@
 
 Rows go to dlt as Arrow tables (dlt's row-by-row normaliser is ~15x slower on these
 volumes). Every table has a declared column list with types; vendor fields the list does
-not know are kept as extra text columns, nested lists become JSON columns, and a value that
-does not fit its type is read tolerantly or loaded as null with its raw text beside it
-(`<column>__raw`); either way the run's report names the record.
+not know are kept as extra text columns, lists become JSON columns (JSON text in the Arrow
+page, declared `json` to dlt: no list-typed Arrow column, so every destination takes the
+page, Postgres too), and a value that does not fit its type is read tolerantly or loaded as
+null with its raw text beside it (`<column>__raw`); either way the run's report names the
+record. Rows read back from the destination (to mark deletions) become Arrow pages of the
+same types again (`stored_page`).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import hashlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -76,6 +79,17 @@ COLUMNS: dict[str, list[tuple[str, str, bool]]] = {
 INSIGHT_TYPES = ("action_item", "topic", "decision")
 
 
+def json_columns(table: str) -> dict[str, dict[str, Any]]:
+    """Fresh `json` column hints for the table's list columns (dlt writes into hint dicts)."""
+    return {name: {"data_type": "json", "nullable": True} for name, kind, _ in COLUMNS[table] if kind == "json"}
+
+
+def digest_of(item: Any) -> str:
+    """A 40-bit content hash: short, because the ledger keeps one per record."""
+    return hashlib.blake2b(orjson.dumps(item, option=orjson.OPT_SORT_KEYS, default=str),
+                           digest_size=5).hexdigest()
+
+
 def classify_error(account_id: str) -> Callable[[ApiResponse], MeetingEltError | None]:
     """An error classifier that names the account: with several accounts, 'which one' matters."""
 
@@ -131,22 +145,21 @@ def day(value: Any) -> date | None:
 
 def with_id(items: Iterable[Any], table: str, account_id: str, report: RunReport,
             key: str = "id") -> list[dict]:
-    """The records that carry a key; a record without one cannot be merged: it is named (by
-    its opening) and left out."""
+    """The records that carry a key, each with its `account_id`; a record without one cannot
+    be merged: it is named (by its opening) and left out."""
     good = []
     for item in items:
         if isinstance(item, dict) and isinstance(item.get(key), str | int) and not isinstance(item.get(key), bool) \
                 and item.get(key) != "":
-            good.append(item)
+            good.append({**item, "account_id": account_id})
         else:
             report.bad_record(table, excerpt(item), f"account '{account_id}': a record without '{key}' "
                               "cannot be merged", loaded=False)
     return good
 
 
-def arrow_page(table: str, rows: list[dict], report: RunReport, *, account_id: str,
-               key: str = "id") -> pa.Table:
-    """Builds the Arrow page of `table` from vendor rows, with `account_id` on every row.
+def arrow_page(table: str, rows: list[dict], report: RunReport, *, key: str = "id") -> pa.Table:
+    """Builds the Arrow page of `table` from vendor rows, each tagged with its `account_id`.
 
     Every column has one type whatever the page holds (a column that changed type between
     loads would fail the later one): the declared columns their declared type, fields the
@@ -164,8 +177,6 @@ def arrow_page(table: str, rows: list[dict], report: RunReport, *, account_id: s
         if "." in name:
             parent, child = name.split(".", 1)
             page.add(f"{parent}__{child}", [o.get(child) if o else None for o in objects[parent]], kind, nullable)
-        elif name == "account_id":
-            page.add(name, [account_id] * len(rows), "str", nullable)
         else:
             page.add(name, [r.get(name) for r in rows], kind, nullable)
     for extra in sorted({k for r in rows for k in r} - known):
@@ -176,8 +187,29 @@ def arrow_page(table: str, rows: list[dict], report: RunReport, *, account_id: s
             page.add_text(f"{parent}__{child}", [o.get(child) if o else None for o in objects[parent]])
     for i, problems in enumerate(page.problems):
         if problems:
-            report.bad_record(table, page.ids[i], f"account '{account_id}': {problems.text()}", loaded=True)
+            report.bad_record(table, page.ids[i], f"account '{rows[i].get('account_id')}': {problems.text()}",
+                              loaded=True)
     return page.table()
+
+
+def stored_page(table: str, rows: list[dict]) -> pa.Table:
+    """Rows read back from the destination (flattened and typed as stored, `deleted_at` set)
+    as an Arrow page of the same column types as `arrow_page` makes: declared columns their
+    type, JSON columns as JSON text, every other column text."""
+    declared = {name.replace(".", "__"): (kind, nullable) for name, kind, nullable in COLUMNS[table]}
+    declared.setdefault("deleted_at", ("ts", True))
+    names = [n for n in declared if any(n in r for r in rows)]
+    names += sorted({k for r in rows for k in r} - set(names))
+    arrays, fields = [], []
+    for name in names:
+        kind, nullable = declared.get(name, ("str", True))
+        values = [r.get(name) for r in rows]
+        if kind == "json":
+            kind, values = "str", [v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values]
+        array = pa.array(values, type=KINDS[kind])
+        arrays.append(array)
+        fields.append(pa.field(name, array.type, nullable=nullable))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 class _Page:
@@ -252,44 +284,18 @@ class _Page:
         return pa.array(out, type=target)
 
     def _lists(self, column: str, values: list[Any]) -> pa.Array:
-        """A list column (JSON in the warehouse): lists as sent, a list sent as its JSON text
-        decoded, anything else null with its raw text kept; elements of a type the other
-        rows do not share are kept raw too, so one odd row never changes the column."""
-        lists: list[list | None] = []
-        if all(v is None or isinstance(v, list) for v in values):  # as documented: nothing to read
-            lists = list(values)
-        for i, value in enumerate(values if not lists else ()):
-            found = read_list(value)
+        """A list column (JSON in the warehouse) as JSON text: lists as sent, a list sent as its
+        JSON text decoded, anything else null with its raw text kept."""
+        documented = all(v is None or isinstance(v, list) for v in values)  # nothing to read
+        out: list[str | None] = []
+        for i, value in enumerate(values):
+            found = value if documented else read_list(value)
             if found is None and value is not None:
                 self._keep_raw(column, i, value)
             elif found is not None and not isinstance(value, list):
                 self.problems[i].note(column, value, "a list")
-            lists.append(found)
-        if all(v is None for v in lists):  # no type to infer: keep the column's kind stable
-            return pa.array(lists, type=pa.list_(pa.string()))
-        try:
-            return pa.array(lists)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            pass
-        types: list[pa.DataType | None] = []
-        for value in lists:
-            try:
-                types.append(None if value is None else pa.array([value]).type)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-                types.append(pa.null())  # mixed inside: never the majority's type
-        common = Counter(t for t in types if t is not None and t != pa.null()).most_common(1)
-        target = common[0][0] if common else pa.list_(pa.string())
-        for i, (value, found) in enumerate(zip(lists, types, strict=True)):
-            if value is not None and found != target:
-                self._keep_raw(column, i, value)
-                lists[i] = None
-        try:
-            return pa.array(lists, type=target)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            for i, value in enumerate(lists):  # types that merge only pairwise: keep them all raw
-                if value is not None:
-                    self._keep_raw(column, i, value)
-            return pa.array([None] * len(lists), type=pa.list_(pa.string()))
+            out.append(None if found is None else orjson.dumps(found, default=str).decode())
+        return pa.array(out, type=pa.string())
 
     def table(self) -> pa.Table:
         names, arrays, fields = list(self.names), list(self.arrays), list(self.fields)

@@ -18,13 +18,8 @@ ACTION_ITEM_OVERLAP = timedelta(minutes=10)
 # /insights/trends answers one row a day: ask for at most this many days per request
 TRENDS_CHUNK_DAYS = 92
 
-# rows handed to dlt per page: dlt's cost per page is high, per row low
+# list rows handed to dlt per Arrow page: dlt's cost per page is high, per row low
 BATCH_ROWS = 5000
-
-# source state: {account id: [days]} whose daily summary changed outside the refreshed window
-DIRTY_DAYS = "summary_days_to_refresh"
-
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 ENDPOINTS = {
     "conversations": "conversations",
@@ -36,3 +31,13 @@ ENDPOINTS = {
     "team_managers": "teams/{id}/managers",
     "department_managers": "departments/{id}/managers",
 }
+
+# the tables' primary keys (the aggregates have no id of their own: `account_id` joins theirs)
+KEYS = {
+    "conversations": "id", "insights": "id", "action_items": "id", "users": "id",
+    "team_managers": ["team_id", "user_id"], "department_managers": ["department_id", "user_id"],
+    "insight_trends": ["account_id", "period_start"],
+    "insight_summary": ["account_id", "period_start", "period_end"],
+}
+# manager tables: the users' field that names the team or department
+MANAGER_KINDS = {"team_managers": "team_id", "department_managers": "department_id"}
