@@ -60,7 +60,6 @@ def _child(bench: str, contender: str, config: dict, workdir: str) -> dict:
                                 dataset_name="bench")
         if contender == "ours":
             from pipelines.registry import get
-            from sources._common.state import apply_deletions
 
             extra = module.ours_kwargs(config) if hasattr(module, "ours_kwargs") else {}
             http = {"requests_per_minute": 0, "concurrency": concurrency, **extra.pop("http", {})}
@@ -68,7 +67,6 @@ def _child(bench: str, contender: str, config: dict, workdir: str) -> dict:
 
             source = get(module.SOURCE).source()(**config, http=http, **extra)
             pipeline.run(source, loader_file_format=preferred_file_format(pipeline)).raise_on_failed_jobs()
-            apply_deletions(pipeline)
             from sources._common.report import get_report
 
             requests = get_report(module.SOURCE).requests

@@ -81,7 +81,8 @@ def print_summary(result: RunResult) -> None:
     elif result.ok:
         console.print("  nothing new to load")
     if result.deleted_marked:
-        console.print(f"  marked deleted: {result.deleted_marked} rows (deleted_at)")
+        per_table = ", ".join(f"{t} {n}" for t, n in sorted(result.report.marked.items()))
+        console.print(f"  marked deleted: {result.deleted_marked} rows (deleted_at): {per_table}")
     if report:
         for table_name, why in sorted(report.skipped.items()):
             console.print(f"  [yellow]skipped[/] {table_name}: {escape(why)}")
@@ -144,6 +145,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "skipped": dict(report.skipped) if report else {},
         "waiting": dict(report.waiting) if report else {},
         "warnings": list(report.warnings) if report else [],
+        "marked_deleted": dict(report.marked) if report else {},
         "bad_records": [{"table": b.table, "id": b.record_id, "problem": b.problem, "loaded": b.loaded}
                         for b in report.bad_records] if report else [],
     }

@@ -20,7 +20,6 @@ from sources._common.config import refuse_unknown_keys
 from sources._common.errors import ConfigError, MeetingEltError
 from sources._common.redaction import redact
 from sources._common.report import RunReport, get_report, new_report
-from sources._common.state import apply_deletions
 
 from . import registry
 
@@ -185,7 +184,6 @@ def run_source(name: str, *, pipeline: dlt.Pipeline | None = None, destination: 
             refuse_unknown_keys(name, set(inspect.signature(source_fn).parameters))
             source = select_tables(source_fn(**source_kwargs), tables)
             pipeline.run(source, **run_options(pipeline))
-            marked = apply_deletions(pipeline, name)
     except PipelineBusy as exc:
         return RunResult(name, False, time.monotonic() - started, error=explain(exc), busy=True,
                          dataset=pipeline.dataset_name if pipeline else None)
@@ -194,7 +192,8 @@ def run_source(name: str, *, pipeline: dlt.Pipeline | None = None, destination: 
                          report=get_report(name), dataset=pipeline.dataset_name if pipeline else None)
     info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
     rows = {t: n for t, n in (info.row_counts.items() if info else []) if not t.startswith("_dlt")}
-    return RunResult(name, True, time.monotonic() - started, rows=rows, deleted_marked=marked,
+    return RunResult(name, True, time.monotonic() - started, rows=rows,
+                     deleted_marked=sum(get_report(name).marked.values()),
                      report=get_report(name), dataset=pipeline.dataset_name)
 
 

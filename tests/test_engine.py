@@ -39,8 +39,8 @@ from sources._common.http import ApiClient, HttpSettings
 from sources._common.ledger import Ledger
 from sources._common.paginators import PageNumberPaginator
 from sources._common.report import new_report
-from sources._common.state import deleted_at_column
 from sources._common.tables import MERGE as DEFAULT_MERGE
+from sources._common.tables import deleted_at_column
 from tests.utils import rows
 
 TOKEN = "toy-secret-token"

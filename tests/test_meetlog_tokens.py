@@ -12,7 +12,6 @@ from pipelines.runner import explain
 from simulators.meetlog import ALL_SCOPES, MeetlogSimulator
 from sources._common.errors import AuthError, ConfigError
 from sources._common.report import RunReport, get_report
-from sources._common.state import apply_deletions
 from sources._common.token_pool import parse_tokens
 from sources.meetlog import check, meetlog
 from tests.test_meetlog import FAST, assert_matches_sim, pipeline_for
@@ -30,7 +29,6 @@ def run_source(name: str, *, pipeline, **kw) -> tuple[bool, str | None, RunRepor
     """Like the CLI's runner (which knows meetlog once it is registered): never raises."""
     try:
         pipeline.run(meetlog(**kw)).raise_on_failed_jobs()
-        apply_deletions(pipeline, name)
         error = None
     except Exception as exc:
         error = explain(exc)

@@ -132,6 +132,17 @@ def test_json_summary_is_one_document_on_stdout(sim, tmp_path, monkeypatch):
                                                 "select count(*) from meetric_partner.summaries")
     assert source["requests"] > 0 and source["dataset"] == "meetric_partner"
     assert {"skipped", "waiting", "warnings", "bad_records", "error", "seconds"} <= set(source)
+    assert source["marked_deleted"] == {}
+    # two conversations deleted at the vendor: marked inside the run, and counted in the summary
+    gone = [c.id for c in list(sim.conversations.values())[:2]]
+    for conversation_id in gone:
+        sim.delete(conversation_id)
+    again = CliRunner().invoke(
+        main, ["run", "meetric_partner", "--json", "--pipelines-dir", str(tmp_path / "p")], env=env_for(sim))
+    [source] = json.loads(again.stdout)["sources"]
+    assert source["marked_deleted"] == {"conversations": 2}
+    assert count(tmp_path / "meetings.duckdb",
+                 "select count(*) from meetric_partner.conversations where deleted_at is not null") == 2
 
 
 def test_an_overlapping_run_of_the_same_pipeline_exits_at_once_without_loading(sim, tmp_path, monkeypatch):

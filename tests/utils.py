@@ -8,7 +8,6 @@ from typing import Any
 import dlt
 
 from pipelines.runner import RunResult, run_source
-from sources._common.state import apply_deletions
 
 
 def make_pipeline(tmp_path: Path, name: str, dataset: str | None = None) -> dlt.Pipeline:
@@ -22,15 +21,14 @@ def make_pipeline(tmp_path: Path, name: str, dataset: str | None = None) -> dlt.
 
 
 def run(pipeline: dlt.Pipeline, source_name: str, **source_kwargs: Any) -> RunResult:
-    """Runs a registered source the way the CLI does (load, then mark deletions)."""
+    """Runs a registered source the way the CLI does."""
     return run_source(source_name, pipeline=pipeline, **source_kwargs)
 
 
 def run_strict(pipeline: dlt.Pipeline, source: Any) -> Any:
-    """Runs a source object and raises on any failure; marks deletions like the CLI."""
+    """Runs a source object and raises on any failure (deletions are marked inside the run)."""
     info = pipeline.run(source)
     assert_load_info(info)
-    apply_deletions(pipeline)
     return info
 
 

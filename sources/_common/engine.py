@@ -876,6 +876,7 @@ def _table_transformer(feed: Any, spec: TableSpec, entity: Entity, report: RunRe
         if isinstance(batch, Marks):
             if batch.table == spec.name:
                 for rows in _marked(spec.name, entity.key_column, batch.later):
+                    report.count_marked(spec.name, len(rows))
                     yield spec.finish_marked(rows) if spec.finish_marked else rows
             return
         if spec.part is None:

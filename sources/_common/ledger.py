@@ -41,11 +41,20 @@ that stops early never records a row it did not hand over.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from .timeutil import iso, parse_instant
+
+
+def row_hash(row: Any) -> str:
+    """A short content hash of a row or list item: a record's `version` when the API gives
+    none, so a record re-sent unchanged is told from a changed one."""
+    return hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
 LEDGER_KEY = "ledger"
 MARKS_KEY = "_marks"

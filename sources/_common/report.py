@@ -44,6 +44,7 @@ class RunReport:
     waiting: dict[str, str] = field(default_factory=dict)  # what -> left for the next run
     warnings: list[str] = field(default_factory=list)
     bad_records: list[BadRecord] = field(default_factory=list)
+    marked: Counter = field(default_factory=Counter)  # table -> rows marked deleted this run
     _bad_seen: set[BadRecord] = field(default_factory=set, repr=False)
     _bad_per_table: Counter = field(default_factory=Counter, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -90,6 +91,10 @@ class RunReport:
         if logged <= BAD_RECORDS_LOGGED_PER_TABLE:
             what = "loaded as sent" if loaded else "NOT loaded"
             _log("warning", f"{self.source}: bad record in '{table}' ({what}): {entry.record_id}: {entry.problem}")
+
+    def count_marked(self, table: str, rows: int) -> None:
+        with self._lock:
+            self.marked[table] += rows
 
     def warn(self, message: str) -> None:
         message = redact(message)

@@ -12,10 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .engine import Engine, Entity, SnapshotListing, TableSpec, entity_resources
-from .ledger import EntityLedger
+from .ledger import EntityLedger, row_hash
 from .records import is_blank, read_instant, read_text
 from .report import RunReport
-from .state import row_hash
 
 
 def content_version(ignore: Iterable[str] = ()) -> Callable[[dict], str]:

@@ -24,10 +24,10 @@ from typing import Any
 
 from .._common.engine import Entity, Fetched, NotFound, Part, Ready, TableSpec, Work
 from .._common.http import ApiClient, error_message
+from .._common.ledger import row_hash
 from .._common.records import describe, read_dict, read_instant, report_problems
 from .._common.report import RunReport
 from .._common.snapshots import id_of
-from .._common.state import row_hash
 from .._common.timeutil import iso, utc_now
 from .._common.transcripts import TABLE as SEGMENTS
 from .._common.transcripts import segments_table

@@ -36,9 +36,9 @@ from .._common.engine import (
 )
 from .._common.errors import MeetingEltError
 from .._common.http import ApiClient
+from .._common.ledger import row_hash
 from .._common.records import Problems, is_blank, read_instant, read_text, report_problems
 from .._common.report import RunReport
-from .._common.state import row_hash
 from .._common.timeutil import iso
 from .._common.transcripts import TABLE as SEGMENTS
 from .._common.transcripts import segments_table

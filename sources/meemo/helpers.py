@@ -14,6 +14,7 @@ import orjson
 
 from .._common.errors import AuthError, MeetingEltError, ScopeError
 from .._common.http import ApiResponse, error_message
+from .._common.ledger import row_hash
 from .._common.paginators import NextUrlPaginator, PageRequest
 from .._common.records import (
     Problems,
@@ -26,7 +27,6 @@ from .._common.records import (
     read_text,
 )
 from .._common.report import RunReport
-from .._common.state import row_hash
 from .._common.transcripts import TABLE as SEGMENTS
 from .settings import (
     COLUMN_TYPES,

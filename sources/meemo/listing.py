@@ -33,11 +33,10 @@ import dlt
 
 from .._common.engine import Action, Listing, tolerate
 from .._common.http import ApiClient
-from .._common.ledger import EntityLedger, Ledger
+from .._common.ledger import EntityLedger, Ledger, row_hash
 from .._common.paginators import NextUrlPaginator
 from .._common.records import excerpt, read_instant, read_int
 from .._common.report import RunReport
-from .._common.state import row_hash
 from .._common.timeutil import iso
 from . import helpers as h
 from .settings import (

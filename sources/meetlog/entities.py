@@ -32,10 +32,9 @@ import dlt
 from .._common.engine import Entity, Fetched, NotFound, Part, TableSpec, Work
 from .._common.errors import MeetingEltError
 from .._common.http import ApiClient
-from .._common.ledger import Ledger
+from .._common.ledger import Ledger, row_hash
 from .._common.records import describe, read_instant, read_text
 from .._common.report import RunReport
-from .._common.state import row_hash
 from .helpers import read_status, record_id, tidy, version
 from .settings import (
     COMPLETED,

@@ -10,6 +10,7 @@ import httpx
 
 from .._common.errors import AuthError, MeetingEltError, NotFoundError, ScopeError
 from .._common.http import ApiResponse
+from .._common.ledger import row_hash
 from .._common.paginators import dig
 from .._common.records import (
     Problems,
@@ -22,7 +23,6 @@ from .._common.records import (
 from .._common.redaction import redact
 from .._common.report import RunReport
 from .._common.snapshots import id_of
-from .._common.state import row_hash
 from .settings import API_PREFIX, COMPLETED, FIELD_KINDS
 
 _SCOPE = re.compile(r"(export:[a-z_]+)")
