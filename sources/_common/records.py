@@ -60,6 +60,17 @@ def read_float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def read_bool(value: Any) -> bool | None:
+    """A boolean, or one sent as `"true"`/`"false"` or 0/1; None otherwise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    return None
+
+
 def read_int(value: Any) -> int | None:
     """An integer, or one sent as a string (`"293"`) or as a whole float (`293.0`)."""
     if isinstance(value, int) and not isinstance(value, bool):

@@ -14,6 +14,7 @@ from .._common.ledger import row_hash
 from .._common.paginators import dig
 from .._common.records import (
     Problems,
+    read_bool,
     read_float,
     read_instant,
     read_int,
@@ -82,18 +83,8 @@ def read_status(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _read_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    return None
-
-
 LISTED_BY_CREATED_AT = ("transcripts", "reports")  # newest-first lists read down to what is loaded
-_REPAIRS = {"int": read_int, "float": read_float, "bool": _read_bool, "list": read_list}
+_REPAIRS = {"int": read_int, "float": read_float, "bool": read_bool, "list": read_list}
 _EXACT = {"int": (int,), "float": (int, float), "bool": (bool,), "list": (list,)}
 
 

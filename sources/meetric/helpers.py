@@ -26,6 +26,7 @@ from .._common.http import ApiResponse, error_message
 from .._common.records import (
     Problems,
     excerpt,
+    read_bool,
     read_dict,
     read_float,
     read_int,
@@ -304,17 +305,6 @@ class _Page:
             arrays.append(pa.array(kept, type=pa.string()))
             fields.append(pa.field(f"{column}__raw", pa.string()))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-
-
-def read_bool(value: Any) -> bool | None:
-    """A boolean, or one sent as `"true"`/`"false"` or 0/1; None otherwise."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    return None
 
 
 def read_date(value: Any) -> date | None:
