@@ -150,7 +150,17 @@ def preferred_file_format(pipeline: dlt.Pipeline) -> str | None:
         formats = pipeline.destination.capabilities().supported_loader_file_formats
     except Exception:  # noqa: BLE001 - no destination yet: let dlt choose
         return None
-    return "parquet" if "parquet" in formats else None
+    if "parquet" not in formats:
+        return None
+    if pipeline.destination.destination_name == "postgres" and not _has_module("adbc_driver_manager"):
+        return None  # dlt loads parquet into Postgres only through ADBC; else one warning per table
+    return "parquet"
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 def explain(exc: BaseException) -> str:
