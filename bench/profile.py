@@ -78,8 +78,11 @@ def _child(source: str, config: dict, workdir: str, out_path: str, file_format: 
     steps = {s.step: (s.finished_at - s.started_at).total_seconds() for s in pipeline.last_trace.steps}
     info = pipeline.last_trace.last_normalize_info
     rows = {t: n for t, n in info.row_counts.items() if not t.startswith("_dlt")}
+    from dlt.common import json as dlt_json
+
+    state_bytes = len(dlt_json.typed_dumpb(pipeline.state))  # dlt decodes, hashes and encodes it every step
     with open(out_path, "w") as f:
-        json.dump({"total": total, "cpu": cpu, "gc": gc_time["s"], "gc_full": gc_time["n"], "steps": steps, "rows": rows, "format": fmt,
+        json.dump({"state_bytes": state_bytes, "total": total, "cpu": cpu, "gc": gc_time["s"], "gc_full": gc_time["n"], "steps": steps, "rows": rows, "format": fmt,
                    "main_tid": threading.main_thread().native_id}, f)
 
 
