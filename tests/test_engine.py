@@ -796,3 +796,30 @@ def test_chained_entities_run_in_order_and_a_child_added_or_deleted_refetches_it
     alone.run(toy_groups(**sim.source_config()).with_resources("group_items"))
     assert loaded(alone) == {"group_items": len(expected_members(sim))}
     assert not sim.requests(pattern="^/items") and len(sim.requests(pattern="^/groups")) == 3
+
+
+def test_feeds_collect_less_often_and_restore_the_threshold():
+    """While feeds run the collector's gen-0 threshold is raised; the last feed to end (or
+    be closed early, feeds interleaved by dlt) puts the process's own back; a collector
+    the user disabled stays disabled."""
+    import gc
+
+    from sources._common.engine import FEED_GC_THRESHOLD, fewer_collections
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        first, second = fewer_collections(), fewer_collections()
+        first.__enter__()
+        assert gc.get_threshold() == (FEED_GC_THRESHOLD, 10, 10)
+        second.__enter__()
+        first.__exit__(None, None, None)  # the other feed still runs
+        assert gc.get_threshold()[0] == FEED_GC_THRESHOLD
+        second.__exit__(None, None, None)
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(0)
+        with fewer_collections():
+            assert gc.get_threshold()[0] == 0
+        assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
