@@ -148,8 +148,16 @@ def meetlog(
     reports = engine(listed_entity("reports", client, parent_of=transcript_of, parent_changed=transcripts_refetch),
                      newest_first("reports"))
     transcripts = engine(listed_entity("transcripts", client), newest_first("transcripts"))
-    projects = engine(project_entity(client, report),
-                      lambda book: SnapshotListing(whole_list(client, "projects", int(page_size))))
+    # projects whose membership an earlier run loaded, read when the run starts (before this
+    # run settles any): only their emptied membership needs a hard-delete marker row
+    members_loaded: set[str] = set()
+
+    def project_listing(book: EntityLedger) -> SnapshotListing:
+        members_loaded.clear()
+        members_loaded.update(pid for pid in book.ids() if "members" in (book.get(pid) or {}).get("done", {}))
+        return SnapshotListing(whole_list(client, "projects", int(page_size)))
+
+    projects = engine(project_entity(client, report), project_listing)
     return [
         *chained_resources("transcripts_feed", [
             (reports, [listed_table("reports", report, _hints(report_columns()))]),
@@ -157,7 +165,7 @@ def meetlog(
         ], report),
         *entity_resources(projects, [
             TableSpec("projects", hints=_hints(project_columns())),
-            TableSpec("project_transcripts", part="members", shape=member_rows(report),
+            TableSpec("project_transcripts", part="members", shape=member_rows(report, members_loaded),
                       hints=_hints(membership_columns(), ["project_id", "transcript_id"], merge_key="project_id")),
         ], report),
     ]

@@ -131,7 +131,11 @@ def project_entity(client: ApiClient, report: RunReport) -> Entity:
     )
 
 
-def member_rows(report: RunReport) -> Callable[[Fetched], list[dict]]:
+def member_rows(report: RunReport, loaded_before: set[str] | None = None) -> Callable[[Fetched], list[dict]]:
+    """A project's membership rows. An empty one sends a hard-delete marker row, but not for
+    a project not in `loaded_before` (its membership never loaded: nothing to delete). The
+    first write of a Delta table (filesystem destination) is a plain append, which would
+    store the marker as a row."""
     def shape(fetched: Fetched) -> list[dict]:
         pid = fetched.work.record_id
         rows = []
@@ -141,7 +145,9 @@ def member_rows(report: RunReport) -> Callable[[Fetched], list[dict]]:
                 report.warn(f"project {pid}: a transcript entry without an id was not loaded: {str(entry)[:120]}")
                 continue
             rows.append({"project_id": pid, "transcript_id": str(tid)})
+        if rows or (loaded_before is not None and pid not in loaded_before):
+            return rows
         # empty now: one marker row makes the merge delete the old membership
-        return rows or [{"project_id": pid, "transcript_id": "", MEMBERSHIP_REMOVED: True}]
+        return [{"project_id": pid, "transcript_id": "", MEMBERSHIP_REMOVED: True}]
 
     return shape
