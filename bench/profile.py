@@ -45,10 +45,10 @@ def _child(source: str, config: dict, workdir: str, out_path: str, file_format: 
     import threading
 
     import dlt
+    from sources._common.state import apply_deletions
 
     from pipelines.registry import get
     from pipelines.runner import preferred_file_format
-    from sources._common.state import apply_deletions
 
     module = importlib.import_module(f"bench.bench_{source}")
     extra = module.ours_kwargs(config) if hasattr(module, "ours_kwargs") else {}
