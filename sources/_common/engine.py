@@ -51,6 +51,9 @@ from .report import RunReport
 from .timeutil import parse_instant
 
 DEFAULT_BATCH = 200  # records whose rows are handed to dlt together
+# records fetched per dlt load (`checkpoint_items`): a run that reaches it stops cleanly,
+# and the runner loads what was fetched with its state before the next round goes on
+DEFAULT_CHECKPOINT_ITEMS = 500
 RETRY_FIRST = timedelta(minutes=30)  # a failed or not-ready part is tried again after this…
 RETRY_CAP = timedelta(days=1)  # …doubling up to this
 
@@ -74,6 +77,15 @@ ERROR_ACTIONS: tuple[tuple[tuple[type[BaseException], ...], Action], ...] = (
     ((MeetingEltError,), Action.RETRY),
     (BAD_DATA_ERRORS, Action.BAD_RECORD),
 )
+
+
+def checkpoint_items_setting(value: int | None) -> int:
+    """`checkpoint_items` as configured (None: the default); 0 turns checkpoints off."""
+    if value is None:
+        return DEFAULT_CHECKPOINT_ITEMS
+    if int(value) < 0:
+        raise ConfigError(f"checkpoint_items={value} must be 0 (off) or more")
+    return int(value)
 
 
 def action_for(exc: BaseException) -> Action | None:
@@ -316,6 +328,7 @@ class RunState:
     backed_off: set[str] = field(default_factory=set)  # records given a back-off this run
     skipped: bool = False  # the listing was refused (scope, plan): its tables are skipped
     rows_yielded: set[str] = field(default_factory=set)  # records whose list rows this run loads
+    checkpoint: bool = False  # stopped at the run's checkpoint (`checkpoint_items`): more is owed
 
 
 class Engine:
@@ -324,8 +337,11 @@ class Engine:
     def __init__(self, entity: Entity, listing: Callable[[EntityLedger], Listing], *,
                  client: Any, report: RunReport, now: Callable[[], datetime],
                  concurrency: int | None = None, selected: Callable[[], set[str]] | None = None,
-                 before: Callable[[], bool] | None = None, after: Callable[[], None] | None = None) -> None:
+                 before: Callable[[], bool] | None = None, after: Callable[[], None] | None = None,
+                 checkpoint_items: int | None = None) -> None:
         self.entity, self.make_listing = entity, listing
+        # records fetched per run, counted across the source's engines (on the report); 0: no limit
+        self.checkpoint_items = checkpoint_items_setting(checkpoint_items)
         self.client, self.report, self.now_fn = client, report, now
         self.concurrency = concurrency or client.settings.concurrency
         self.selected_fn = selected
@@ -372,6 +388,22 @@ class Engine:
     def halted(self) -> bool:
         return self._halt.is_set()
 
+    def _checkpoint(self) -> None:
+        """The run's checkpoint is reached: stop like a budget stop (what was fetched loads,
+        what is owed stays in the ledger), without a warning, and say that more is owed."""
+        why = (f"checkpoint reached ({self.checkpoint_items} records fetched this load, "
+               "checkpoint_items); the next run continues")
+        with self._lock:
+            if self.run.stopped is None:
+                self.run.stopped, self.run.checkpoint = why, True
+        self.report.more_to_do = True
+        self._halt.set()
+
+    def _count_item(self) -> None:
+        """One record's parts were fetched: count it towards the run's checkpoint."""
+        if self.checkpoint_items and self.report.count_item() >= self.checkpoint_items:
+            self._checkpoint()
+
     # ---------------------------------------------------------------- the feed
     def feed(self) -> Iterator[Any]:
         """Lists, loads changed rows, fetches owed parts, marks deletions; yields batches
@@ -384,6 +416,9 @@ class Engine:
         entity = self.entity
         if not {entity.table, entity.marks_table, *(t for p in entity.parts for t in p.tables)} & self._selected():
             return  # none of its tables is loaded this run (an entity of a chained feed)
+        if self.checkpoint_items and self.report.more_to_do:  # an earlier entity reached the checkpoint
+            self.report.wait(entity.name, "not read this run (the run's checkpoint was reached); the next run reads it")
+            return
         if self.before is not None and not self.before():
             return
         ledger = Ledger(dlt.current.source_state())
@@ -431,7 +466,9 @@ class Engine:
             self._check_deletions(listing, book, ledger)
         listing.stopped = self.run.stopped
         listing.finished(self.run.listing_complete)
-        if self.run.listing_complete and listing.sweep and listing.timed:
+        # a sweep whose lookups were left for after the checkpoint is not done yet
+        lookups_left = self.run.checkpoint and self.entity.lookup in wanted_parts
+        if self.run.listing_complete and listing.sweep and listing.timed and not lookups_left:
             book.swept(self.now)
         if self._now is not None:
             ledger.prune_marks(self.now)
@@ -672,6 +709,8 @@ class Engine:
                  drain: Callable[[], Iterator[Any]]) -> Iterator[Any]:
         def pending() -> Iterator[Work]:
             for w in work:
+                if self.checkpoint_items and self.report.more_to_do and not self.halted:
+                    self._checkpoint()  # another entity of this source reached it
                 if not self.halted:  # once halted, the listing goes on but nothing is sent
                     yield w
 
@@ -682,6 +721,8 @@ class Engine:
             if isinstance(result, BaseException):
                 raise result
             bodies = self._settle(w, result, book, ledger, settled)
+            if result:  # sent (a record halted before its first call owes it still)
+                self._count_item()
             if bodies:
                 batch.append(Fetched(w, bodies))
             if len(batch) >= self.entity.batch:
@@ -814,6 +855,7 @@ class Engine:
     # ---------------------------------------------------------------- the report
     def _report_left(self, book: EntityLedger, wanted_parts: set[str], listing: Listing | None) -> None:
         owed = sum(1 for _, parts in book.owed() if set(parts) & wanted_parts)
+        self.report.owed += owed
         waiting = sum(1 for rid in book.ids() if (book.get(rid) or {}).get("waiting"))
         notes = []
         if not self.run.listing_complete and not self.run.skipped:  # a skip says why itself
