@@ -379,8 +379,9 @@ class Engine:
 
     def stop(self, why: str) -> None:
         with self._lock:
-            if self.run.stopped is None:
-                self.run.stopped = why
+            if self.run.stopped is None or self.run.checkpoint:  # a refusal outranks a checkpoint
+                self.run.stopped, self.run.checkpoint = why, False
+                self.report.more_to_do = False  # another run right away would be refused too
                 self.report.warn(f"{self.entity.name}: stopped: {why}")
         self._halt.set()
 
@@ -388,21 +389,34 @@ class Engine:
     def halted(self) -> bool:
         return self._halt.is_set()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, *, halt: bool) -> None:
         """The run's checkpoint is reached: stop like a budget stop (what was fetched loads,
-        what is owed stays in the ledger), without a warning, and say that more is owed."""
-        why = (f"checkpoint reached ({self.checkpoint_items} records fetched this load, "
+        what is owed stays in the ledger), without a warning, and say that more is owed.
+        `halt`: the calls in flight are not sent either (another entity reached it)."""
+        why = (f"checkpoint reached ({self.checkpoint_items} records fetched per load, "
                "checkpoint_items); the next run continues")
         with self._lock:
             if self.run.stopped is None:
                 self.run.stopped, self.run.checkpoint = why, True
-        self.report.more_to_do = True
-        self._halt.set()
+                self.report.more_to_do = True
+        if halt:
+            self._halt.set()
 
-    def _count_item(self) -> None:
-        """One record's parts were fetched: count it towards the run's checkpoint."""
-        if self.checkpoint_items and self.report.count_item() >= self.checkpoint_items:
-            self._checkpoint()
+    def _within_checkpoint(self) -> bool:
+        """True when one more record may be sent this run (and counts it): at most
+        `checkpoint_items` records' calls are sent per run, across the source's entities."""
+        if not self.checkpoint_items or self.halted:
+            return not self.halted
+        if self.run.checkpoint:
+            return False
+        if self.report.more_to_do:  # another entity of this source reached it
+            self._checkpoint(halt=True)
+            return False
+        if self.report.items >= self.checkpoint_items:
+            self._checkpoint(halt=False)  # the calls in flight complete and load with this run
+            return False
+        self.report.count_item()
+        return True
 
     # ---------------------------------------------------------------- the feed
     def feed(self) -> Iterator[Any]:
@@ -445,7 +459,7 @@ class Engine:
 
         def work() -> Iterator[Work]:
             yield from self._list(listing, book, ledger, load_rows, wanted_parts, pages)
-            if not self.halted and not self._listed_nothing(book):
+            if not self.halted and not self.run.checkpoint and not self._listed_nothing(book):
                 yield from self._lookups(listing, book, wanted_parts)
                 yield from self._backlog(book, wanted_parts, listing)
 
@@ -709,9 +723,7 @@ class Engine:
                  drain: Callable[[], Iterator[Any]]) -> Iterator[Any]:
         def pending() -> Iterator[Work]:
             for w in work:
-                if self.checkpoint_items and self.report.more_to_do and not self.halted:
-                    self._checkpoint()  # another entity of this source reached it
-                if not self.halted:  # once halted, the listing goes on but nothing is sent
+                if self._within_checkpoint():  # once stopped, the listing goes on but nothing is sent
                     yield w
 
         batch: list[Fetched] = []
@@ -721,8 +733,6 @@ class Engine:
             if isinstance(result, BaseException):
                 raise result
             bodies = self._settle(w, result, book, ledger, settled)
-            if result:  # sent (a record halted before its first call owes it still)
-                self._count_item()
             if bodies:
                 batch.append(Fetched(w, bodies))
             if len(batch) >= self.entity.batch:
