@@ -28,7 +28,8 @@ def _cli(sim, workdir: str, checkpoint_items: int | None) -> subprocess.Popen:
            "PYTHONPATH": ROOT,
            "SOURCES__MEETRIC_PARTNER__BASE_URL": sim.base_url,
            "SOURCES__MEETRIC_PARTNER__API_TOKEN": sim.token,
-           "SOURCES__MEETRIC_PARTNER__HTTP__REQUESTS_PER_MINUTE": "0"}
+           "SOURCES__MEETRIC_PARTNER__HTTP__REQUESTS_PER_MINUTE": "0",
+           "SOURCES__MEETRIC_PARTNER__DAILY_CONVERSATION_QUOTA": "0"}  # the simulator counts none either
     if checkpoint_items is not None:
         env["SOURCES__MEETRIC_PARTNER__CHECKPOINT_ITEMS"] = str(checkpoint_items)
     return subprocess.Popen(
