@@ -65,22 +65,27 @@ def _child(bench: str, contender: str, config: dict, workdir: str) -> dict:
             http = {"requests_per_minute": 0, "concurrency": concurrency, **extra.pop("http", {})}
             from pipelines.runner import preferred_file_format
 
-            source = get(module.SOURCE).source()(**config, http=http, **extra)
-            pipeline.run(source, loader_file_format=preferred_file_format(pipeline)).raise_on_failed_jobs()
-            from sources._common.report import get_report
+            if os.environ.get("BENCH_CHECKPOINT_ITEMS"):
+                extra["checkpoint_items"] = int(os.environ["BENCH_CHECKPOINT_ITEMS"])
+            from pipelines.runner import run_until_done
 
-            requests = get_report(module.SOURCE).requests
-            info = pipeline.last_trace.last_normalize_info
-            tables = {t: n for t, n in info.row_counts.items() if not t.startswith("_dlt")}
+            # as the CLI runs it: a load per checkpoint, until nothing more is owed
+            loads = run_until_done(pipeline, lambda: get(module.SOURCE).source()(**config, http=http, **extra),
+                                   loader_file_format=preferred_file_format(pipeline))
+            for info in loads.infos:
+                info.raise_on_failed_jobs()
+
+            requests, first_loads = loads.report.requests, len(loads.infos)
+            tables = loads.rows
             rows = sum(tables.values())
             seconds = time.perf_counter() - started
             biggest = max(tables, key=tables.get) if tables else None
             # the quality bar: a second run with nothing new takes under 2 s
             again = time.perf_counter()
-            source = get(module.SOURCE).source()(**config, http=http, **extra)
-            pipeline.run(source, loader_file_format=preferred_file_format(pipeline)).raise_on_failed_jobs()
-            second = {"second_seconds": time.perf_counter() - again,
-                      "second_requests": get_report(module.SOURCE).requests}
+            loads = run_until_done(pipeline, lambda: get(module.SOURCE).source()(**config, http=http, **extra),
+                                   loader_file_format=preferred_file_format(pipeline))
+            second = {"second_seconds": time.perf_counter() - again, "second_requests": loads.report.requests,
+                      "loads": first_loads}
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             return {"seconds": seconds, "peak_mb": peak_mb, "requests": requests, "rows": rows,
                     "biggest": biggest, "biggest_rows": tables.get(biggest, 0), **second}
@@ -145,7 +150,8 @@ def print_table(results: list[list[dict]], latency_ms: float) -> None:
                   f"| {ours['seconds'] / floor['seconds']:.2f} | {rate:,.0f} ({ours['biggest']}) "
                   f"| {ours['peak_mb']:.0f} | {f'x{growth:.2f}' if growth else '-'} "
                   f"| {versus_rest} "
-                  f"| {ours['second_seconds']:.2f} s, {ours['second_requests']} requests |")
+                  f"| {ours['second_seconds']:.2f} s, {ours['second_requests']} requests "
+                  f"| {ours.get('loads', '-')} |")
 
 
 def main() -> None:
@@ -160,7 +166,11 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0,
                         help="network latency the simulator adds to every answer (0: bare loopback)")
     parser.add_argument("--json", action="store_true", help="also print every figure as JSON")
+    parser.add_argument("--checkpoint-items", type=int, default=None,
+                        help="the sources' checkpoint_items for `ours` (default: the sources' default; 0: off)")
     args = parser.parse_args()
+    if args.checkpoint_items is not None:
+        os.environ["BENCH_CHECKPOINT_ITEMS"] = str(args.checkpoint_items)
     benches = args.benches or sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "bench"))
                                      if f.startswith("bench_") and f.endswith(".py"))
     sizes = [int(s) for s in args.sizes.split(",") if s] or None

@@ -8,7 +8,7 @@ import hashlib
 import inspect
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,6 +176,42 @@ def explain(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}")
 
 
+@dataclass
+class Loads:
+    """The loads of one `run_until_done`: one per checkpoint."""
+
+    infos: list[Any] = field(default_factory=list)  # each round's LoadInfo
+    rows: dict[str, int] = field(default_factory=dict)  # rows normalized, summed over the rounds
+    report: RunReport | None = None  # the rounds' reports folded into one
+
+
+def run_until_done(pipeline: dlt.Pipeline, make_source: Callable[[], Any], **run_kwargs: Any) -> Loads:
+    """`pipeline.run(make_source())`, again while the source's run stopped at its checkpoint
+    (`checkpoint_items`) with more owed: each round is a dlt load of what it fetched, with
+    the state that goes with it, so memory stays flat and a crash loses one round at most.
+
+    For a scheduler that runs the pipeline itself (Airflow, Dagster, a script), use this in
+    place of `pipeline.run(source)`; a single `pipeline.run` is correct too (the stop at the
+    checkpoint is clean, not an error): its next scheduled run continues where it stopped.
+    Stops early when a round left no fewer records owed than the one before (no progress)."""
+    loads = Loads()
+    owed_before: int | None = None
+    while True:
+        source = make_source()
+        info = pipeline.run(source, **run_kwargs)
+        loads.infos.append(info)
+        trace = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+        for table, count in (trace.row_counts.items() if trace else []):
+            if not table.startswith("_dlt"):
+                loads.rows[table] = loads.rows.get(table, 0) + count
+        report = get_report(source.name)
+        if report is not None and report is not loads.report:
+            loads.report = report.fold(loads.report) if loads.report is not None else report
+        if report is None or not report.more_to_do or (owed_before is not None and report.owed >= owed_before):
+            return loads
+        owed_before = report.owed
+
+
 def run_source(name: str, *, pipeline: dlt.Pipeline | None = None, destination: Any = "duckdb",
                duckdb_path: str | None = None, dataset_name: str | None = None,
                pipelines_dir: str | None = None, tables: Sequence[str] | None = None,
@@ -192,19 +228,17 @@ def run_source(name: str, *, pipeline: dlt.Pipeline | None = None, destination: 
         with exclusive(pipeline):
             source_fn = entry.source()
             refuse_unknown_keys(name, set(inspect.signature(source_fn).parameters))
-            source = select_tables(source_fn(**source_kwargs), tables)
-            pipeline.run(source, **run_options(pipeline))
+            done = run_until_done(pipeline, lambda: select_tables(source_fn(**source_kwargs), tables),
+                                  **run_options(pipeline))
     except PipelineBusy as exc:
         return RunResult(name, False, time.monotonic() - started, error=explain(exc), busy=True,
                          dataset=pipeline.dataset_name if pipeline else None)
     except (MeetingEltError, ConfigError, Exception) as exc:  # noqa: BLE001 - reported to the user
         return RunResult(name, False, time.monotonic() - started, error=explain(exc),
                          report=get_report(name), dataset=pipeline.dataset_name if pipeline else None)
-    info = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
-    rows = {t: n for t, n in (info.row_counts.items() if info else []) if not t.startswith("_dlt")}
-    return RunResult(name, True, time.monotonic() - started, rows=rows,
-                     deleted_marked=sum(get_report(name).marked.values()),
-                     report=get_report(name), dataset=pipeline.dataset_name)
+    report = done.report or get_report(name)
+    return RunResult(name, True, time.monotonic() - started, rows=done.rows,
+                     deleted_marked=sum(report.marked.values()), report=report, dataset=pipeline.dataset_name)
 
 
 @dataclass

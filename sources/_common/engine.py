@@ -52,6 +52,9 @@ from .report import RunReport
 from .timeutil import parse_instant
 
 DEFAULT_BATCH = 200  # records whose rows are handed to dlt together
+# records fetched per dlt load (`checkpoint_items`): a run that reaches it stops cleanly,
+# and the runner loads what was fetched with its state before the next round goes on
+DEFAULT_CHECKPOINT_ITEMS = 500
 RETRY_FIRST = timedelta(minutes=30)  # a failed or not-ready part is tried again after this…
 RETRY_CAP = timedelta(days=1)  # …doubling up to this
 # the cyclic garbage collector's gen-0 threshold while a feed runs (Python's default: 700).
@@ -81,6 +84,15 @@ ERROR_ACTIONS: tuple[tuple[tuple[type[BaseException], ...], Action], ...] = (
     ((MeetingEltError,), Action.RETRY),
     (BAD_DATA_ERRORS, Action.BAD_RECORD),
 )
+
+
+def checkpoint_items_setting(value: int | None) -> int:
+    """`checkpoint_items` as configured (None: the default); 0 turns checkpoints off."""
+    if value is None:
+        return DEFAULT_CHECKPOINT_ITEMS
+    if int(value) < 0:
+        raise ConfigError(f"checkpoint_items={value} must be 0 (off) or more")
+    return int(value)
 
 
 def action_for(exc: BaseException) -> Action | None:
@@ -323,6 +335,7 @@ class RunState:
     backed_off: set[str] = field(default_factory=set)  # records given a back-off this run
     skipped: bool = False  # the listing was refused (scope, plan): its tables are skipped
     rows_yielded: set[str] = field(default_factory=set)  # records whose list rows this run loads
+    checkpoint: bool = False  # stopped at the run's checkpoint (`checkpoint_items`): more is owed
 
 
 class Engine:
@@ -331,8 +344,11 @@ class Engine:
     def __init__(self, entity: Entity, listing: Callable[[EntityLedger], Listing], *,
                  client: Any, report: RunReport, now: Callable[[], datetime],
                  concurrency: int | None = None, selected: Callable[[], set[str]] | None = None,
-                 before: Callable[[], bool] | None = None, after: Callable[[], None] | None = None) -> None:
+                 before: Callable[[], bool] | None = None, after: Callable[[], None] | None = None,
+                 checkpoint_items: int | None = None) -> None:
         self.entity, self.make_listing = entity, listing
+        # records fetched per run, counted across the source's engines (on the report); 0: no limit
+        self.checkpoint_items = checkpoint_items_setting(checkpoint_items)
         self.client, self.report, self.now_fn = client, report, now
         self.concurrency = concurrency or client.settings.concurrency
         self.selected_fn = selected
@@ -370,14 +386,44 @@ class Engine:
 
     def stop(self, why: str) -> None:
         with self._lock:
-            if self.run.stopped is None:
-                self.run.stopped = why
+            if self.run.stopped is None or self.run.checkpoint:  # a refusal outranks a checkpoint
+                self.run.stopped, self.run.checkpoint = why, False
+                self.report.more_to_do = False  # another run right away would be refused too
                 self.report.warn(f"{self.entity.name}: stopped: {why}")
         self._halt.set()
 
     @property
     def halted(self) -> bool:
         return self._halt.is_set()
+
+    def _checkpoint(self, *, halt: bool) -> None:
+        """The run's checkpoint is reached: stop like a budget stop (what was fetched loads,
+        what is owed stays in the ledger), without a warning, and say that more is owed.
+        `halt`: the calls in flight are not sent either (another entity reached it)."""
+        why = (f"checkpoint reached ({self.checkpoint_items} records fetched per load, "
+               "checkpoint_items); the next run continues")
+        with self._lock:
+            if self.run.stopped is None:
+                self.run.stopped, self.run.checkpoint = why, True
+                self.report.more_to_do = True
+        if halt:
+            self._halt.set()
+
+    def _within_checkpoint(self) -> bool:
+        """True when one more record may be sent this run (and counts it): at most
+        `checkpoint_items` records' calls are sent per run, across the source's entities."""
+        if not self.checkpoint_items or self.halted:
+            return not self.halted
+        if self.run.checkpoint:
+            return False
+        if self.report.more_to_do:  # another entity of this source reached it
+            self._checkpoint(halt=True)
+            return False
+        if self.report.items >= self.checkpoint_items:
+            self._checkpoint(halt=False)  # the calls in flight complete and load with this run
+            return False
+        self.report.count_item()
+        return True
 
     # ---------------------------------------------------------------- the feed
     def feed(self) -> Iterator[Any]:
@@ -391,6 +437,9 @@ class Engine:
         entity = self.entity
         if not {entity.table, entity.marks_table, *(t for p in entity.parts for t in p.tables)} & self._selected():
             return  # none of its tables is loaded this run (an entity of a chained feed)
+        if self.checkpoint_items and self.report.more_to_do:  # an earlier entity reached the checkpoint
+            self.report.wait(entity.name, "not read this run (the run's checkpoint was reached); the next run reads it")
+            return
         if self.before is not None and not self.before():
             return
         ledger = Ledger(dlt.current.source_state())
@@ -417,7 +466,7 @@ class Engine:
 
         def work() -> Iterator[Work]:
             yield from self._list(listing, book, ledger, load_rows, wanted_parts, pages)
-            if not self.halted and not self._listed_nothing(book):
+            if not self.halted and not self.run.checkpoint and not self._listed_nothing(book):
                 yield from self._lookups(listing, book, wanted_parts)
                 yield from self._backlog(book, wanted_parts, listing)
 
@@ -438,7 +487,9 @@ class Engine:
             self._check_deletions(listing, book, ledger)
         listing.stopped = self.run.stopped
         listing.finished(self.run.listing_complete)
-        if self.run.listing_complete and listing.sweep and listing.timed:
+        # a sweep whose lookups were left for after the checkpoint is not done yet
+        lookups_left = self.run.checkpoint and self.entity.lookup in wanted_parts
+        if self.run.listing_complete and listing.sweep and listing.timed and not lookups_left:
             book.swept(self.now)
         if self._now is not None:
             ledger.prune_marks(self.now)
@@ -679,7 +730,7 @@ class Engine:
                  drain: Callable[[], Iterator[Any]]) -> Iterator[Any]:
         def pending() -> Iterator[Work]:
             for w in work:
-                if not self.halted:  # once halted, the listing goes on but nothing is sent
+                if self._within_checkpoint():  # once stopped, the listing goes on but nothing is sent
                     yield w
 
         batch: list[Fetched] = []
@@ -821,6 +872,7 @@ class Engine:
     # ---------------------------------------------------------------- the report
     def _report_left(self, book: EntityLedger, wanted_parts: set[str], listing: Listing | None) -> None:
         owed = sum(1 for _, parts in book.owed() if set(parts) & wanted_parts)
+        self.report.owed += owed
         waiting = sum(1 for rid in book.ids() if (book.get(rid) or {}).get("waiting"))
         notes = []
         if not self.run.listing_complete and not self.run.skipped:  # a skip says why itself

@@ -45,6 +45,11 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
     bad_records: list[BadRecord] = field(default_factory=list)
     marked: Counter = field(default_factory=Counter)  # table -> rows marked deleted this run
+    items: int = 0  # records whose per-item calls were made (towards `checkpoint_items`)
+    # the run stopped at its checkpoint (`checkpoint_items`): what it fetched loads with its
+    # state, and another run right away continues (`pipelines.runner.run_until_done`)
+    more_to_do: bool = False
+    owed: int = 0  # records that still owe per-item calls when the run ended (every entity that ran)
     _bad_seen: set[BadRecord] = field(default_factory=set, repr=False)
     _bad_per_table: Counter = field(default_factory=Counter, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -55,6 +60,29 @@ class RunReport:
             if budget and self.sent >= budget:
                 raise BudgetExhausted(f"the run's request budget (max_requests={budget}) is spent")
             self.sent += 1
+
+    def count_item(self) -> int:
+        """Counts one record fetched; returns how many this run fetched."""
+        with self._lock:
+            self.items += 1
+            return self.items
+
+    def fold(self, earlier: RunReport) -> RunReport:
+        """This report with an earlier round of the same run folded in (`run_until_done`):
+        counters and notes of both; what waits (and whether more is owed) as this one says."""
+        with earlier._lock:
+            self.requests += earlier.requests
+            self.sent += earlier.sent
+            self.retries += earlier.retries
+            self.items += earlier.items
+            self.marked.update(earlier.marked)
+            self.status_counts.update(earlier.status_counts)
+            self.skipped = {**earlier.skipped, **self.skipped}
+            self.warnings = [*earlier.warnings, *(w for w in self.warnings if w not in earlier.warnings)]
+            bad = [b for b in self.bad_records if b not in earlier._bad_seen]
+            self.bad_records = [*earlier.bad_records, *bad]
+            self._bad_seen |= earlier._bad_seen
+        return self
 
     def count_request(self, status: int | str, *, retry: bool) -> None:
         with self._lock:

@@ -10,7 +10,14 @@ from dlt.sources import DltResource
 
 from .._common.auth import BearerAuth
 from .._common.config import HttpConfiguration, http_settings, require
-from .._common.engine import Engine, SnapshotListing, TableSpec, entity_resources
+from .._common.engine import (
+    DEFAULT_CHECKPOINT_ITEMS,
+    Engine,
+    SnapshotListing,
+    TableSpec,
+    checkpoint_items_setting,
+    entity_resources,
+)
 from .._common.errors import ConfigError, ScopeError
 from .._common.http import ApiClient, error_message
 from .._common.ledger import EntityLedger, Ledger
@@ -93,6 +100,7 @@ def convo(
     ai_generation_budget: int = 0,
     calendar_days_back: float = 7.0,
     calendar_days_ahead: float = 30.0,
+    checkpoint_items: int = DEFAULT_CHECKPOINT_ITEMS,
     http: HttpConfiguration | None = None,
 ) -> Sequence[DltResource]:
     """The Convo API, within the plan's rolling-hour request limit.
@@ -111,6 +119,9 @@ def convo(
             generate missing keypoints/feedback with POST; 0 (default) never generates.
         calendar_days_back: calendar events are loaded from this many days ago…
         calendar_days_ahead: …to this many days ahead.
+        checkpoint_items: records fetched per load (their per-item calls): a run that reaches
+            it stops cleanly and loads what it fetched with its state; `meeting-elt run` goes
+            on at once in a new load, a scheduled `pipeline.run` in its next run (0: off).
         http: client tuning (`[sources.convo.http]`).
     """
     if not 1 <= int(page_size) <= PAGE_SIZE_MAX:
@@ -126,6 +137,7 @@ def convo(
     account = Account(client, report, reserve=int(rate_limit_reserve))
     hints = _hints()
     engine_args: dict[str, Any] = {"client": client, "report": report, "now": lambda: account.now}
+    checkpoint = checkpoint_items_setting(checkpoint_items)
 
     def profile() -> list:
         account.ready()
@@ -146,9 +158,10 @@ def convo(
     def conversations_done() -> None:
         book = Ledger(dlt.current.source_state()).entity("conversations")
         calls.report_left(list(book.owed()), {rid for rid, _ in book.due(account.now)})
-        account.settle(conversations.run.stopped)
+        account.settle(None if conversations.run.checkpoint else conversations.run.stopped)
 
     conversations = Engine(conversation_entity(calls, report), conversation_listing, **engine_args,
+                           checkpoint_items=checkpoint,
                            before=account.before("conversations"), after=conversations_done)
 
     # the calendar: a window around now
@@ -157,9 +170,9 @@ def convo(
         return CalendarListing(book, client, report, now=account.now, days_back=float(calendar_days_back),
                                days_ahead=float(calendar_days_ahead), sweep_interval_hours=sweep_hours)
 
-    calendar = Engine(calendar_entity(report), calendar_listing, **engine_args,
+    calendar = Engine(calendar_entity(report), calendar_listing, **engine_args, checkpoint_items=checkpoint,
                       before=account.before("calendar_events"),
-                      after=lambda: account.settle(calendar.run.stopped))
+                      after=lambda: account.settle(None if calendar.run.checkpoint else calendar.run.stopped))
 
     # webhooks: a snapshot, on Professional and above
     def webhook_list() -> list:
@@ -171,6 +184,7 @@ def convo(
         return [item for item in items if isinstance(item, dict)]
 
     webhooks = Engine(webhooks_entity(), lambda book: SnapshotListing(webhook_list), **engine_args,
+                      checkpoint_items=checkpoint,
                       before=account.before("webhooks"), after=lambda: account.settle(webhooks.run.stopped))
 
     return [

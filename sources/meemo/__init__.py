@@ -13,7 +13,15 @@ from dlt.sources import DltResource
 
 from .._common.auth import OAuth2ClientCredentials
 from .._common.config import HttpConfiguration, http_settings, require
-from .._common.engine import Action, Engine, TableSpec, entity_resources, tolerate
+from .._common.engine import (
+    DEFAULT_CHECKPOINT_ITEMS,
+    Action,
+    Engine,
+    TableSpec,
+    checkpoint_items_setting,
+    entity_resources,
+    tolerate,
+)
 from .._common.errors import ConfigError
 from .._common.http import ApiClient
 from .._common.ledger import EntityLedger
@@ -175,6 +183,7 @@ def meemo(
     sweep_interval_hours: float = 24.0,
     include_recordings: bool = False,
     page_size: int = PAGE_SIZE_MAX,
+    checkpoint_items: int = DEFAULT_CHECKPOINT_ITEMS,
     http: HttpConfiguration | None = None,
 ) -> Sequence[DltResource]:
     """The Meemo external API, for every organization the application may read.
@@ -188,11 +197,15 @@ def meemo(
         sweep_interval_hours: hours between full sweeps of the meeting lists (0: every run).
         include_recordings: also load `recordings` (signed URLs; one call per meeting).
         page_size: items per list page, 1–100.
+        checkpoint_items: records fetched per load (their per-item calls): a run that reaches
+            it stops cleanly and loads what it fetched with its state; `meeting-elt run` goes
+            on at once in a new load, a scheduled `pipeline.run` in its next run (0: off).
         http: client tuning (`[sources.meemo.http]`).
     """
     if not 1 <= int(page_size) <= PAGE_SIZE_MAX:
         raise ConfigError(f"page_size={page_size} must be between 1 and {PAGE_SIZE_MAX}")
     start = parse_start_date(start_date)
+    checkpoint = checkpoint_items_setting(checkpoint_items)
     start_day = start.date() if start else None
     interval, size = float(sweep_interval_hours), int(page_size)
     report = new_report(NAME)
@@ -201,7 +214,7 @@ def meemo(
     hints = table_hints()
 
     def engine(entity: Any, listing: Any) -> Engine:
-        return Engine(entity, listing, client=client, report=report, now=orgs.clock)
+        return Engine(entity, listing, client=client, report=report, now=orgs.clock, checkpoint_items=checkpoint)
 
     organizations = snapshot_resources(
         name="organizations", fetch=orgs.rows, client=client, report=report, now=orgs.clock,

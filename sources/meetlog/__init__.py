@@ -11,11 +11,13 @@ from dlt.sources import DltResource
 
 from .._common.config import HttpConfiguration, http_settings
 from .._common.engine import (
+    DEFAULT_CHECKPOINT_ITEMS,
     Action,
     Engine,
     SnapshotListing,
     TableSpec,
     chained_resources,
+    checkpoint_items_setting,
     entity_resources,
     tolerate,
 )
@@ -112,6 +114,7 @@ def meetlog(
     start_date: str | None = None,
     sweep_interval_hours: float = 24.0,
     page_size: int = PAGE_SIZE_MAX,
+    checkpoint_items: int = DEFAULT_CHECKPOINT_ITEMS,
     http: HttpConfiguration | None = None,
 ) -> Sequence[DltResource]:
     """The meetlog Export API.
@@ -125,11 +128,15 @@ def meetlog(
         sweep_interval_hours: hours between full reads of the lists, which catch renames,
             status changes and deletions (0: every run).
         page_size: items per list page, 1–100.
+        checkpoint_items: records fetched per load (their per-item calls): a run that reaches
+            it stops cleanly and loads what it fetched with its state; `meeting-elt run` goes
+            on at once in a new load, a scheduled `pipeline.run` in its next run (0: off).
         http: client tuning (`[sources.meetlog.http]`); `requests_per_minute` is per token.
     """
     if not 1 <= int(page_size) <= PAGE_SIZE_MAX:
         raise ConfigError(f"page_size={page_size} must be between 1 and {PAGE_SIZE_MAX}")
     start = parse_start_date(start_date)
+    checkpoint = checkpoint_items_setting(checkpoint_items)
     report = new_report(NAME)
     client = make_client(api_token, base_url, http, report)
     now = utc_now()
@@ -142,7 +149,7 @@ def meetlog(
         return listing
 
     def engine(entity: Any, listing: Any) -> Engine:
-        return Engine(entity, listing, client=client, report=report, now=lambda: now)
+        return Engine(entity, listing, client=client, report=report, now=lambda: now, checkpoint_items=checkpoint)
 
     # reports run first: one added to (or deleted from) a transcript makes its detail owed again
     reports = engine(listed_entity("reports", client, parent_of=transcript_of, parent_changed=transcripts_refetch),

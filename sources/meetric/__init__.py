@@ -11,7 +11,14 @@ from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.sources import DltResource
 
 from .._common.config import HttpConfiguration
-from .._common.engine import Action, Engine, entity_resources, tolerate
+from .._common.engine import (
+    DEFAULT_CHECKPOINT_ITEMS,
+    Action,
+    Engine,
+    checkpoint_items_setting,
+    entity_resources,
+    tolerate,
+)
 from .._common.errors import ConfigError
 from .._common.report import new_report
 from .._common.timeutil import parse_start_date, utc_now
@@ -38,6 +45,7 @@ def meetric(
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
     summary_backfill_days: int = DEFAULT_SUMMARY_BACKFILL_DAYS,
     page_size: int = PAGE_SIZE_MAX,
+    checkpoint_items: int = DEFAULT_CHECKPOINT_ITEMS,
     http: HttpConfiguration | None = None,
 ) -> Sequence[DltResource]:
     """The Meetric workspace API, for one or several accounts into the same tables.
@@ -52,6 +60,9 @@ def meetric(
         lookback_days: days of conversations and daily aggregates re-read every run.
         summary_backfill_days: days of daily summaries the first run loads.
         page_size: records per list page, 1–100.
+        checkpoint_items: records fetched per load (their per-item calls): a run that reaches
+            it stops cleanly and loads what it fetched with its state; `meeting-elt run` goes
+            on at once in a new load, a scheduled `pipeline.run` in its next run (0: off).
         http: client tuning (`[sources.meetric.http]`).
     """
     if not 1 <= int(page_size) <= PAGE_SIZE_MAX:
@@ -59,6 +70,7 @@ def meetric(
     if int(lookback_days) < 1 or int(summary_backfill_days) < 0:
         raise ConfigError("meetric: lookback_days must be at least 1 and summary_backfill_days not negative")
     start = parse_start_date(start_date)
+    checkpoint = checkpoint_items_setting(checkpoint_items)
     options = Options(start.date() if start else None, float(sweep_interval_hours), int(lookback_days),
                       int(summary_backfill_days), int(page_size))
     report = new_report(NAME)
@@ -67,7 +79,8 @@ def meetric(
     now = utc_now()
     resources: list[DltResource] = []
     for table in tables(clients, report, options, now):
-        engine = Engine(table.entity, table.listing, client=clients[0].client, report=report, now=lambda: now)
+        engine = Engine(table.entity, table.listing, client=clients[0].client, report=report, now=lambda: now,
+                        checkpoint_items=checkpoint)
         resources += entity_resources(engine, table.specs, report)
     return resources
 

@@ -12,7 +12,14 @@ from dlt.sources import DltResource
 
 from .._common.auth import BearerAuth
 from .._common.config import HttpConfiguration, http_settings, require
-from .._common.engine import Action, Engine, entity_resources, tolerate
+from .._common.engine import (
+    DEFAULT_CHECKPOINT_ITEMS,
+    Action,
+    Engine,
+    checkpoint_items_setting,
+    entity_resources,
+    tolerate,
+)
 from .._common.errors import ConfigError
 from .._common.http import ApiClient
 from .._common.records import read_dict, read_instant
@@ -119,6 +126,7 @@ def meetric_partner(
     include_recordings: bool = False,
     page_size: int = PAGE_SIZE_MAX,
     daily_conversation_quota: int = DAILY_CONVERSATION_QUOTA,
+    checkpoint_items: int = DEFAULT_CHECKPOINT_ITEMS,
     http: HttpConfiguration | None = None,
 ) -> Sequence[DltResource]:
     """The Meetric partner REST API.
@@ -133,6 +141,9 @@ def meetric_partner(
         daily_conversation_quota: the token's daily quota of unique conversations; the source
             counts the ones it touches per UTC day and stops before it (0: no counting, stop
             at the API's first quota answer).
+        checkpoint_items: records fetched per load (their per-item calls): a run that reaches
+            it stops cleanly and loads what it fetched with its state; `meeting-elt run` goes
+            on at once in a new load, a scheduled `pipeline.run` in its next run (0: off).
         http: client tuning (`[sources.meetric_partner.http]`).
     """
     if not 1 <= int(page_size) <= PAGE_SIZE_MAX:
@@ -140,6 +151,7 @@ def meetric_partner(
     if int(daily_conversation_quota) < 0:
         raise ConfigError(f"daily_conversation_quota={daily_conversation_quota} must be 0 (no counting) or more")
     start = parse_start_date(start_date)
+    checkpoint = checkpoint_items_setting(checkpoint_items)
     report = new_report(NAME)
     calls: ConversationCalls | None = None
     client = make_client(base_url, api_token, http, report,
@@ -177,7 +189,8 @@ def meetric_partner(
                                    page_size=int(page_size), observe=clock.observe)
 
     engine = Engine(conversation_entity(calls, report), listing, client=client, report=report,
-                    now=clock.now, before=_guarded(before, report), after=lambda: calls.quota.save())
+                    now=clock.now, before=_guarded(before, report), after=lambda: calls.quota.save(),
+                    checkpoint_items=checkpoint)
     calls.engine = engine
     engine.entity.batch = DETAIL_BATCH
     conversations = entity_resources(engine, table_specs(report, _table_hints()), report)

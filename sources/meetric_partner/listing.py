@@ -1,8 +1,9 @@
 """Which stretches of the 30-day conversations list a run reads.
 
 Between sweeps a run lists only the recent end of the window: back to the newest
-conversation already seen, less `LOOKBACK`, or to the oldest one still owed details or
-still processing. A sweep (every `sweep_interval_hours`, and the first run) lists the whole
+conversation already seen, less `LOOKBACK`, or to the oldest one still processing.
+Conversations that only owe their details (a run stopped at its checkpoint, the quota)
+are not listed again: the engine asks for them from the ledger's backlog. A sweep (every `sweep_interval_hours`, and the first run) lists the whole
 window, which also reveals deletions. Windows are computed on the API's clock.
 
 A listing cut short (a rate limit, the quota, the run's request budget) is remembered as
@@ -88,8 +89,8 @@ class ConversationListing(Listing):
         if self.sweep or self.newest is None:
             return self.earliest
         start = self.newest - LOOKBACK
-        for rid in self.book.ids():
-            if self._unfinished(rid):
+        for rid in self.book.ids():  # the vendor may finish these any time: list back to them
+            if (self.book.get(rid) or {}).get("waiting"):
                 start = min(start, self._when(self.book.get(rid).get("day")))
         return max(start, self.earliest)
 

@@ -1,0 +1,114 @@
+"""Checkpointed loads (`checkpoint_items`): a long backfill is several dlt loads, each with its
+state, so a kill -9 costs at most one checkpoint of repeated detail requests (and, on the
+partner API, of daily quota units), never the whole run."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from simulators.meetric_partner import MeetricPartnerSimulator
+from sources._common.engine import DEFAULT_CHECKPOINT_ITEMS
+
+from .partner_helpers import expected, loaded, partner_kwargs
+from .test_meetric_partner_faults import assert_no_duplicates, attach, cli
+from .utils import load_table_counts, make_pipeline, run
+
+ROOT = str(Path(__file__).resolve().parents[1])  # the CLI runs this checkout's code
+CHECKPOINT = 100
+CONCURRENCY = 4
+DETAIL = r"/conversations/[^/]+$"  # the per-conversation call (transcript and insights included)
+
+
+def detail_ids(sim: MeetricPartnerSimulator) -> list[str]:
+    return [r.path.rsplit("/", 1)[1] for r in sim.requests("GET", DETAIL) if r.status == 200]
+
+
+@pytest.mark.parametrize("next_day", [False, True], ids=["same-day", "next-day"])
+def test_kill_9_at_90_percent_repeats_at_most_one_checkpoint(start_sim, tmp_path, next_day):
+    sim = start_sim(MeetricPartnerSimulator, conversations=600, seed=8, span_days=20, processing_share=0,
+                    requests_per_minute=None, daily_quota=5000)
+    owed = sum(1 for c in sim.visible() if c.status == "completed")
+    env = [("SOURCES__MEETRIC_PARTNER__CHECKPOINT_ITEMS", str(CHECKPOINT)),
+           ("SOURCES__MEETRIC_PARTNER__HTTP__CONCURRENCY", str(CONCURRENCY)),
+           ("RUNTIME__LOG_LEVEL", "WARNING"),
+           ("PYTHONPATH", os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))]
+    proc = cli(tmp_path, sim, sim.token, *env)
+    deadline = time.monotonic() + 120
+    while len(detail_ids(sim)) < 0.9 * owed and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.kill()
+    assert proc.wait() == -9, "the run finished before the kill: the test proved nothing"
+    first = set(detail_ids(sim))
+    assert len(first) >= 0.9 * owed
+    day_one = set(sim._touched[(sim.token, sim.now().date().isoformat())])
+    sim.clear_log()
+    if next_day:
+        sim.advance(days=1)
+    finish = cli(tmp_path, sim, sim.token, *env)
+    out, err = finish.communicate(timeout=180)
+    assert finish.returncode == 0, out + err
+    second = detail_ids(sim)
+    repeated = first & set(second)
+    assert len(repeated) <= CHECKPOINT, (len(repeated), len(first), len(second))
+    assert len(second) == len(set(second)) == owed - len(first) + len(repeated)  # each asked once
+    if next_day:  # the quota units of the new day: only conversations not loaded before, and one checkpoint
+        day_two = sim._touched[(sim.token, sim.now().date().isoformat())]
+        assert len(day_two & day_one) == len(repeated) <= CHECKPOINT
+    pipeline = attach(tmp_path)
+    assert loaded(pipeline) == expected(sim)
+    assert_no_duplicates(pipeline)
+
+
+def test_a_backfill_is_several_loads_and_one_run_summary(start_sim, tmp_path):
+    sim = start_sim(MeetricPartnerSimulator, conversations=90, seed=3, span_days=20, processing_share=0,
+                    requests_per_minute=None, daily_quota=None)
+    pipeline = make_pipeline(tmp_path, "rounds")
+    result = run(pipeline, "meetric_partner", **partner_kwargs(sim, checkpoint_items=20))
+    assert result.ok, result.error
+    owed = sum(1 for c in sim.visible() if c.status == "completed")
+    details = sim.requests("GET", DETAIL)
+    assert len(details) == len({r.path for r in details}) == owed  # nothing fetched twice
+    assert load_table_counts(pipeline, "_dlt_loads")["_dlt_loads"] >= owed // 20  # a load per checkpoint
+    assert result.rows["conversations"] == len(sim.visible())  # summed over the loads
+    assert result.report.requests == len(sim.log)  # every round's requests
+    assert not result.report.more_to_do and not result.report.waiting
+    assert loaded(pipeline) == expected(sim)
+    # a run with nothing new: one load, list requests only
+    sim.clear_log()
+    again = run(pipeline, "meetric_partner", **partner_kwargs(sim, checkpoint_items=20))
+    assert again.ok and not sim.requests("GET", DETAIL)
+
+
+def test_a_single_pipeline_run_stops_cleanly_at_the_checkpoint_and_the_next_continues(start_sim, tmp_path):
+    from sources.meetric_partner import meetric_partner
+
+    sim = start_sim(MeetricPartnerSimulator, conversations=60, seed=4, span_days=20, processing_share=0,
+                    requests_per_minute=None, daily_quota=None)
+    pipeline = make_pipeline(tmp_path, "scheduled")
+    source = meetric_partner(**partner_kwargs(sim, checkpoint_items=25))
+    pipeline.run(source).raise_on_failed_jobs()  # not an error
+    from sources._common.report import get_report
+
+    report = get_report("meetric_partner")
+    assert report.more_to_do and "checkpoint" in report.waiting["conversations"]
+    assert not any("checkpoint" in w for w in report.warnings)
+    assert len(sim.requests("GET", DETAIL)) == 25
+    from pipelines.runner import run_until_done
+
+    run_until_done(pipeline, lambda: meetric_partner(**partner_kwargs(sim, checkpoint_items=25)))
+    assert not get_report("meetric_partner").more_to_do
+    assert loaded(pipeline) == expected(sim)
+
+
+def test_checkpoint_items_default_and_validation():
+    from sources._common.engine import checkpoint_items_setting
+    from sources._common.errors import ConfigError
+
+    assert checkpoint_items_setting(None) == DEFAULT_CHECKPOINT_ITEMS
+    assert checkpoint_items_setting(0) == 0
+    with pytest.raises(ConfigError):
+        checkpoint_items_setting(-1)
