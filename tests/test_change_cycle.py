@@ -72,16 +72,18 @@ def _convo_sim(start_sim):
                      calendar_events=4, webhooks=2)
 
 
-def _convo_rename(sim, n):
-    cid = sim.visible()[2 + n].id
-    sim.rename(cid, f"Renamed {n} – cycle")
-    return cid, "title", f"Renamed {n} – cycle"
+def _rename_visible(sim, n):
+    """convo and meemo: the (2+n)th visible record gets a new title."""
+    rid = sim.visible()[2 + n].id
+    sim.rename(rid, f"Renamed {n} – cycle")
+    return rid, "title", f"Renamed {n} – cycle"
 
 
-def _convo_delete(sim):
-    cid = sim.visible()[6].id
-    sim.delete(cid)
-    return cid
+def _delete_visible(sim):
+    """convo and meemo: the 7th visible record is deleted."""
+    rid = sim.visible()[6].id
+    sim.delete(rid)
+    return rid
 
 
 CONVO = Scenario(
@@ -92,23 +94,11 @@ CONVO = Scenario(
                         "transcript_segments": sum(len(c.segments) for c in sim.visible())},
     child_rows=lambda sim, cid: len(sim.conversations[cid].segments),
     add=lambda sim: sim.add_conversation().id,
-    change=_convo_rename, delete=_convo_delete,
+    change=_rename_visible, delete=_delete_visible,
     detail=r"/conversations/[^/]+/")
 
 
 # ------------------------------------------------------------------ meemo
-def _meemo_rename(sim, n):
-    mid = sim.visible()[2 + n].id
-    sim.rename(mid, f"Renamed {n} – cycle")
-    return mid, "title", f"Renamed {n} – cycle"
-
-
-def _meemo_delete(sim):
-    mid = sim.visible()[6].id
-    sim.delete(mid)
-    return mid
-
-
 MEEMO = Scenario(
     sim=lambda start_sim: start_sim(MeemoSimulator, organizations=2, meetings=6, processing_share=0.0,
                                     upcoming=0, legacy=0, webhooks=1, events=(1, 2), segments=(2, 5), seed=43),
@@ -118,7 +108,7 @@ MEEMO = Scenario(
                         "participants": sum(len(m.participants) for m in sim.visible())},
     child_rows=lambda sim, mid: len(sim.meetings[int(mid)].participants),
     add=lambda sim: sim.add_meeting(min(m.org_id for m in sim.visible()), state="completed").id,
-    change=_meemo_rename, delete=_meemo_delete,
+    change=_rename_visible, delete=_delete_visible,
     # a sweep re-reads every webhook's detail (`webhooks/{id}/`, documented in its README): every run
     # here sweeps, so only the per-meeting calls say whether a run stayed incremental
     detail=r"/(meeting|webhook-events)/\d+/")

@@ -1,10 +1,11 @@
 """Which stretches of the 30-day conversations list a run reads.
 
 Between sweeps a run lists only the recent end of the window: back to the newest
-conversation already seen, less `LOOKBACK`, or to the oldest one still processing.
-Conversations that only owe their details (a run stopped at its checkpoint, the quota)
-are not listed again: the engine asks for them from the ledger's backlog. A sweep (every `sweep_interval_hours`, and the first run) lists the whole
-window, which also reveals deletions. Windows are computed on the API's clock.
+conversation already seen, less `LOOKBACK`, or to the oldest one still processing or whose
+row was never loaded (a run that selected other tables). Conversations that only owe their
+details (a run stopped at its checkpoint, the quota) are not listed again: the engine asks
+for them from the ledger's backlog. A sweep (every `sweep_interval_hours`, and the first
+run) lists the whole window, which also reveals deletions. Windows are computed on the API's clock.
 
 A listing cut short (a rate limit, the quota, the run's request budget) is remembered as
 the stretch of dates it did not reach (`unlisted`) and listed first by the next run; a cut
@@ -89,9 +90,12 @@ class ConversationListing(Listing):
         if self.sweep or self.newest is None:
             return self.earliest
         start = self.newest - LOOKBACK
-        for rid in self.book.ids():  # the vendor may finish these any time: list back to them
-            if (self.book.get(rid) or {}).get("waiting"):
-                start = min(start, self._when(self.book.get(rid).get("day")))
+        for rid in self.book.ids():
+            entry = self.book.get(rid) or {}
+            # the vendor may finish these any time, and a row never loaded (a run that
+            # selected other tables) is only in the list: list back to them
+            if entry.get("waiting") or "version" not in entry:
+                start = min(start, self._when(entry.get("day")))
         return max(start, self.earliest)
 
     def _plan(self) -> list[Stretch]:
