@@ -93,18 +93,23 @@ def test_the_airflow_dag_loads_then_a_second_run_loads_nothing(sim, tmp_path):
 
 
 # ---------------------------------------------------------------------- Dagster
-def test_dagster_assets_materialize_then_a_second_run_loads_nothing(sim, tmp_path, monkeypatch):
+def dagster_definitions(sim, tmp_path, monkeypatch, **options):
+    """The Definitions of `pipelines/dagster.py` for the simulator, into tmp_path's DuckDB file."""
     pytest.importorskip("dagster")
-    from dagster import materialize
-    from dagster_dlt import DagsterDltResource
-
     from pipelines.dagster import make_definitions
 
     for key, value in source_env(sim).items():
         monkeypatch.setenv(key, value)
     warehouse = tmp_path / "warehouse.duckdb"
-    defs = make_definitions(sources=["meetric_partner"], duckdb_file=str(warehouse),
-                            pipelines_dir=str(tmp_path / "p"))
+    return make_definitions(sources=["meetric_partner"], duckdb_file=str(warehouse),
+                            pipelines_dir=str(tmp_path / "p"), **options), warehouse
+
+
+def test_dagster_assets_materialize_then_a_second_run_loads_nothing(sim, tmp_path, monkeypatch):
+    defs, warehouse = dagster_definitions(sim, tmp_path, monkeypatch)
+    from dagster import materialize
+    from dagster_dlt import DagsterDltResource
+
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"meetric_partner/conversations", "meetric_partner/transcript_segments",
             "meetric_partner/summaries", "meetings_model"} <= keys
@@ -124,17 +129,10 @@ def test_dagster_assets_materialize_then_a_second_run_loads_nothing(sim, tmp_pat
 
 
 def test_a_dagster_asset_of_one_table_materializes_alone(sim, tmp_path, monkeypatch):
-    pytest.importorskip("dagster")
+    defs, warehouse = dagster_definitions(sim, tmp_path, monkeypatch, refresh_model=False)
     from dagster import AssetKey, materialize
     from dagster_dlt import DagsterDltResource
 
-    from pipelines.dagster import make_definitions
-
-    for key, value in source_env(sim).items():
-        monkeypatch.setenv(key, value)
-    warehouse = tmp_path / "warehouse.duckdb"
-    defs = make_definitions(sources=["meetric_partner"], duckdb_file=str(warehouse),
-                            pipelines_dir=str(tmp_path / "p"), refresh_model=False)
     result = materialize(list(defs.assets), resources={"dlt": DagsterDltResource()},
                          selection=[AssetKey(["meetric_partner", "transcript_segments"])])
     assert result.success
