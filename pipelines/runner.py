@@ -193,9 +193,12 @@ def run_until_done(pipeline: dlt.Pipeline, make_source: Callable[[], Any], **run
     For a scheduler that runs the pipeline itself (Airflow, Dagster, a script), use this in
     place of `pipeline.run(source)`; a single `pipeline.run` is correct too (the stop at the
     checkpoint is clean, not an error): its next scheduled run continues where it stopped.
-    Stops early when a round left no fewer records owed than the one before (no progress)."""
+    Stops early when a round settled no call (no progress: what it sent failed and waits
+    for its back-off; the next scheduled run tries again). Not "fewer records owed": a
+    later entity's records appear as owed only once the rounds reach it (meetlog's
+    transcripts after its reports), and convo leaves every record owing its keypoints
+    while the rounds fetch all transcripts first."""
     loads = Loads()
-    owed_before: int | None = None
     while True:
         source = make_source()
         info = pipeline.run(source, **run_kwargs)
@@ -205,11 +208,11 @@ def run_until_done(pipeline: dlt.Pipeline, make_source: Callable[[], Any], **run
             if not table.startswith("_dlt"):
                 loads.rows[table] = loads.rows.get(table, 0) + count
         report = get_report(source.name)
+        settled_now = report.settled if report is not None else 0  # before the fold adds the earlier rounds'
         if report is not None and report is not loads.report:
             loads.report = report.fold(loads.report) if loads.report is not None else report
-        if report is None or not report.more_to_do or (owed_before is not None and report.owed >= owed_before):
+        if report is None or not report.more_to_do or not settled_now:
             return loads
-        owed_before = report.owed
 
 
 def run_source(name: str, *, pipeline: dlt.Pipeline | None = None, destination: Any = "duckdb",

@@ -112,3 +112,29 @@ def test_checkpoint_items_default_and_validation():
     assert checkpoint_items_setting(0) == 0
     with pytest.raises(ConfigError):
         checkpoint_items_setting(-1)
+
+
+@pytest.mark.parametrize("name", ["convo", "meemo", "meetlog", "meetric_partner"])
+def test_one_run_until_done_loads_a_backfill_over_every_entity(name, start_sim, tmp_path, monkeypatch):
+    """Rounds continue while they make progress, even when the count of records owed goes up
+    (meetlog's transcripts appear once its reports are done) or stays put (convo fetches every
+    transcript before any keypoints): a regression, both stopped after two or three rounds and
+    left the rest to the next scheduled run."""
+    from pipelines.runner import run_until_done
+    from sources._common.report import get_report
+
+    from .test_change_cycle import SCENARIOS, loaded_rows
+
+    sc = SCENARIOS[name]
+    sim = sc.sim(start_sim)
+    monkeypatch.setenv(f"SOURCES__{name.upper()}__CHECKPOINT_ITEMS", "3")
+    pipeline = make_pipeline(tmp_path, f"all_{name}")
+    loads = run_until_done(pipeline, lambda: sc.source(sim))
+    assert len(loads.infos) >= 4  # the checkpoint was live: several rounds
+    assert not get_report(name).more_to_do
+    want = sc.counts(sim)
+    assert load_table_counts(pipeline, *want) == want
+    sim.clear_log()
+    pipeline.run(sc.source(sim)).raise_on_failed_jobs()
+    assert loaded_rows(pipeline) == {} and not sim.requests(None, sc.detail), \
+        [r.path for r in sim.requests(None, sc.detail)]

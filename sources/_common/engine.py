@@ -755,6 +755,7 @@ class Engine:
         return set(self.entity.part(part).tables) & self.selected
 
     def _apply(self, settled: list[tuple[str, str, str, str | None]], book: EntityLedger) -> None:
+        self.report.settled += len(settled)  # the feed's own thread: no other writer
         for record_id, part, version, digest in settled:
             book.settle(record_id, part, version, digest=digest, tables=self._wanted_tables(part),
                         all_tables=self.entity.part(part).tables)

@@ -50,6 +50,7 @@ class RunReport:
     # state, and another run right away continues (`pipelines.runner.run_until_done`)
     more_to_do: bool = False
     owed: int = 0  # records that still owe per-item calls when the run ended (every entity that ran)
+    settled: int = 0  # per-item calls whose rows this run handed over (a round's progress)
     _bad_seen: set[BadRecord] = field(default_factory=set, repr=False)
     _bad_per_table: Counter = field(default_factory=Counter, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -75,6 +76,7 @@ class RunReport:
             self.sent += earlier.sent
             self.retries += earlier.retries
             self.items += earlier.items
+            self.settled += earlier.settled
             self.marked.update(earlier.marked)
             self.status_counts.update(earlier.status_counts)
             self.skipped = {**earlier.skipped, **self.skipped}
