@@ -312,3 +312,22 @@ def test_a_cli_run_against_a_closed_port_exits_1_in_seconds(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert time.monotonic() - started < 30  # python start-up and dlt import included
     assert "cannot reach 127.0.0.1" in proc.stdout
+
+
+def test_clients_share_one_tls_context_built_as_httpx_builds_it(monkeypatch, tmp_path):
+    """Building a TLS context loads the CA bundle (tens of ms with SSL_CERT_FILE set); a run
+    builds a client per source, account and checkpoint round, so they share one."""
+    import ssl
+
+    import sources._common.http as http_module
+
+    monkeypatch.setattr(http_module, "_SSL_CONTEXT", None)
+    clients = [ApiClient("https://example.invalid", None, RunReport("t"), HttpSettings(**FAST)) for _ in range(2)]
+    try:
+        contexts = [c._http._transport._pool._ssl_context for c in clients]
+        assert isinstance(contexts[0], ssl.SSLContext) and contexts[0] is contexts[1]
+        assert contexts[0].verify_mode == ssl.CERT_REQUIRED and contexts[0].check_hostname
+        assert contexts[0].cert_store_stats()["x509_ca"] > 0  # the CAs were loaded
+    finally:
+        for c in clients:
+            c.close()

@@ -51,6 +51,20 @@ RETRY_AFTER_BODY_KEYS = ("retryAfter", "retry_after", "error.retry_after", "erro
                          "error.recovery.retry_after_seconds")
 
 
+_SSL_CONTEXT: Any = None
+_SSL_LOCK = threading.Lock()
+
+
+def shared_ssl_context() -> Any:
+    """One TLS context per process, as httpx builds it by default (certifi's CAs, and
+    `SSL_CERT_FILE`/`SSL_CERT_DIR` when set): building one loads the CA bundle, about 40 ms,
+    and a run builds a client per source and per checkpoint round."""
+    global _SSL_CONTEXT
+    with _SSL_LOCK:
+        if _SSL_CONTEXT is None:
+            _SSL_CONTEXT = httpx.create_ssl_context()
+        return _SSL_CONTEXT
+
 @dataclass
 class HttpSettings:
     """Client tuning shared by every source (each is also a source config key)."""
@@ -194,6 +208,7 @@ class ApiClient:
         pool = max(4, s.concurrency * 2)
         self._http = httpx.Client(
             auth=self.auth,
+            verify=shared_ssl_context(),
             headers={"Accept": "application/json", "User-Agent": "meeting-elt", **self.headers},
             timeout=httpx.Timeout(s.timeout_seconds),
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
