@@ -136,7 +136,8 @@ def print_table(results: list[list[dict]], latency_ms: float) -> None:
     print(f"\nnetwork: {'bare loopback' if not latency_ms else f'{latency_ms:g} ms per answer'}; "
           "limits and pacing off for both; the same concurrency")
     header = ("| source | account | floor | ours | ours / floor (bar <= 1.5) | rows/s of the biggest table "
-              "| peak MB | growth over a 4x smaller account (bar <= 1.2) | rest_api / ours (bar >= 3) | second run |")
+              "| peak MB | growth over a 4x smaller account (bar <= 1.2) | rest_api / ours (bar >= 3) | second run "
+              "| loads (checkpoints) |")
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for per_size in results:

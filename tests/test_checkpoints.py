@@ -138,3 +138,17 @@ def test_one_run_until_done_loads_a_backfill_over_every_entity(name, start_sim, 
     pipeline.run(sc.source(sim)).raise_on_failed_jobs()
     assert loaded_rows(pipeline) == {} and not sim.requests(None, sc.detail), \
         [r.path for r in sim.requests(None, sc.detail)]
+
+
+def test_while_the_partner_quota_is_counted_a_checkpoint_is_at_most_half_of_it(start_sim, tmp_path):
+    """A kill -9 then spends at most half a day's quota units twice: a conversation fetched
+    again on a later UTC day costs a unit again."""
+    from sources.meetric_partner import meetric_partner, quota_checkpoint
+
+    assert quota_checkpoint(2000, 1000) == 500 and quota_checkpoint(300, 1000) == 300
+    assert quota_checkpoint(2000, 0) == 2000 and quota_checkpoint(0, 1000) == 0  # not counted; off
+    sim = start_sim(MeetricPartnerSimulator, conversations=60, seed=5, span_days=20, processing_share=0,
+                    requests_per_minute=None, daily_quota=None)
+    pipeline = make_pipeline(tmp_path, "half_quota")
+    pipeline.run(meetric_partner(**partner_kwargs(sim, daily_conversation_quota=40))).raise_on_failed_jobs()
+    assert len(sim.requests("GET", DETAIL)) == 20  # the default checkpoint_items (2000), halved quota

@@ -54,7 +54,7 @@ from .timeutil import parse_instant
 DEFAULT_BATCH = 200  # records whose rows are handed to dlt together
 # records fetched per dlt load (`checkpoint_items`): a run that reaches it stops cleanly,
 # and the runner loads what was fetched with its state before the next round goes on
-DEFAULT_CHECKPOINT_ITEMS = 500
+DEFAULT_CHECKPOINT_ITEMS = 2000
 RETRY_FIRST = timedelta(minutes=30)  # a failed or not-ready part is tried again after this…
 RETRY_CAP = timedelta(days=1)  # …doubling up to this
 # the cyclic garbage collector's gen-0 threshold while a feed runs (Python's default: 700).

@@ -117,6 +117,15 @@ def _table_hints() -> dict[str, dict]:
     }
 
 
+def quota_checkpoint(checkpoint: int, daily_quota: int) -> int:
+    """The checkpoint a run uses: at most half the daily quota while it is counted, so a
+    kill -9 spends at most half a day's quota units twice (a conversation fetched again on a
+    later UTC day costs a unit again); 0 (off) stays off."""
+    if checkpoint and daily_quota:
+        return min(checkpoint, max(1, daily_quota // 2))
+    return checkpoint
+
+
 @dlt.source(name=NAME)
 def meetric_partner(
     base_url: str = dlt.config.value,
@@ -144,6 +153,7 @@ def meetric_partner(
         checkpoint_items: records fetched per load (their per-item calls): a run that reaches
             it stops cleanly and loads what it fetched with its state; `meeting-elt run` goes
             on at once in a new load, a scheduled `pipeline.run` in its next run (0: off).
+            While the quota is counted, at most half of it (`quota_checkpoint`).
         http: client tuning (`[sources.meetric_partner.http]`).
     """
     if not 1 <= int(page_size) <= PAGE_SIZE_MAX:
@@ -151,7 +161,7 @@ def meetric_partner(
     if int(daily_conversation_quota) < 0:
         raise ConfigError(f"daily_conversation_quota={daily_conversation_quota} must be 0 (no counting) or more")
     start = parse_start_date(start_date)
-    checkpoint = checkpoint_items_setting(checkpoint_items)
+    checkpoint = quota_checkpoint(checkpoint_items_setting(checkpoint_items), int(daily_conversation_quota))
     report = new_report(NAME)
     calls: ConversationCalls | None = None
     client = make_client(base_url, api_token, http, report,
