@@ -201,7 +201,12 @@ def run_until_done(pipeline: dlt.Pipeline, make_source: Callable[[], Any], **run
     loads = Loads()
     while True:
         source = make_source()
-        info = pipeline.run(source, **run_kwargs)
+        try:
+            info = pipeline.run(source, **run_kwargs)
+        except Exception as exc:
+            if loads.infos:  # the rounds before are loaded: the caller may count them
+                exc.earlier_loads = loads  # type: ignore[attr-defined]
+            raise
         loads.infos.append(info)
         trace = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
         for table, count in (trace.row_counts.items() if trace else []):
@@ -237,8 +242,13 @@ def run_source(name: str, *, pipeline: dlt.Pipeline | None = None, destination: 
         return RunResult(name, False, time.monotonic() - started, error=explain(exc), busy=True,
                          dataset=pipeline.dataset_name if pipeline else None)
     except (MeetingEltError, ConfigError, Exception) as exc:  # noqa: BLE001 - reported to the user
-        return RunResult(name, False, time.monotonic() - started, error=explain(exc),
-                         report=get_report(name), dataset=pipeline.dataset_name if pipeline else None)
+        # a failed round after checkpoints: what the rounds before loaded stays, and is counted
+        earlier: Loads | None = getattr(exc, "earlier_loads", None)
+        report = get_report(name)
+        if earlier is not None and earlier.report is not None and report is not earlier.report:
+            report = report.fold(earlier.report) if report is not None else earlier.report
+        return RunResult(name, False, time.monotonic() - started, rows=dict(earlier.rows) if earlier else {},
+                         error=explain(exc), report=report, dataset=pipeline.dataset_name if pipeline else None)
     report = done.report or get_report(name)
     return RunResult(name, True, time.monotonic() - started, rows=done.rows,
                      deleted_marked=sum(report.marked.values()), report=report, dataset=pipeline.dataset_name)

@@ -152,3 +152,31 @@ def test_while_the_partner_quota_is_counted_a_checkpoint_is_at_most_half_of_it(s
     pipeline = make_pipeline(tmp_path, "half_quota")
     pipeline.run(meetric_partner(**partner_kwargs(sim, daily_conversation_quota=40))).raise_on_failed_jobs()
     assert len(sim.requests("GET", DETAIL)) == 20  # the default checkpoint_items (2000), halved quota
+
+
+def test_a_round_that_fails_after_checkpoints_still_counts_what_the_rounds_before_loaded(start_sim, tmp_path):
+    import threading
+
+    sim = start_sim(MeetricPartnerSimulator, conversations=90, seed=6, span_days=20, processing_share=0,
+                    requests_per_minute=None, daily_quota=None)
+    pipeline = make_pipeline(tmp_path, "fails_later")
+    done = threading.Event()
+
+    def revoke_in_round_two() -> None:  # the token is revoked once the second round is fetching
+        while not done.is_set() and len(sim.requests("GET", DETAIL)) < 30:
+            time.sleep(0.002)
+        sim.tokens.pop(sim.token, None)
+
+    watcher = threading.Thread(target=revoke_in_round_two, daemon=True)
+    watcher.start()
+    try:
+        result = run(pipeline, "meetric_partner", **partner_kwargs(sim, checkpoint_items=20))
+    finally:
+        done.set()
+        watcher.join()
+    assert not result.ok and "token" in result.error.lower(), result.error
+    assert result.rows and result.rows == {t: n for t, n in result.rows.items() if n}
+    stored = load_table_counts(pipeline, "conversations", "summaries")
+    assert result.rows["conversations"] == stored["conversations"] == len(sim.visible())  # round 1 listed all
+    assert result.rows["summaries"] == stored["summaries"] >= 20  # round 1's details, at least
+    assert result.report.requests == len(sim.log)  # every round's requests, the failed one's too
