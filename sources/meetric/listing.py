@@ -220,7 +220,7 @@ class AccountListing(Listing):
         self.stable = self.stable and pages.stable
 
     def known(self, account: Account) -> list[str]:
-        return [rid for rid, entry in self.book.records.items() if entry.get("group") == account.id]
+        return [rid for rid, entry in self.book.entries() if entry.get("group") == account.id]
 
     def changed(self, record_id: str, item: dict) -> bool:
         """The entity's version test: will this item's row be loaded?"""
@@ -247,7 +247,7 @@ class ConversationListing(AccountListing):
     def _give_up_stale(self) -> None:
         """Conversations still processing long after their date are left to the sweeps."""
         stale: dict[str, list[tuple[str, str]]] = {}
-        for rid, entry in self.book.records.items():
+        for rid, entry in self.book.entries():
             if entry.get("waiting") and entry.get("day") and entry["day"] < self.too_old:
                 stale.setdefault(str(entry.get("group")), []).append((entry["day"], rid))
         for account_id, found in sorted(stale.items()):
@@ -266,8 +266,8 @@ class ConversationListing(AccountListing):
             return [(start, None)]
         window = date.fromisoformat(newest) - timedelta(days=self.options.lookback_days)
         window = max(window, start) if start else window
-        waiting = {self.book.records[rid].get("day") for rid in self.known(account)
-                   if self.book.records[rid].get("waiting")}
+        waiting = {entry.get("day") for _, entry in self.book.entries()
+                   if entry.get("group") == account.id and entry.get("waiting")}
         ranges: list[tuple[date | None, date | None]] = [(window, None)]
         for d in sorted(date.fromisoformat(w) for w in waiting if w and w < window.isoformat()):
             last = ranges[-1]  # consecutive days share one list
