@@ -874,7 +874,7 @@ class Engine:
     def _report_left(self, book: EntityLedger, wanted_parts: set[str], listing: Listing | None) -> None:
         owed = sum(1 for _, parts in book.owed() if set(parts) & wanted_parts)
         self.report.owed += owed
-        waiting = sum(1 for rid in book.ids() if (book.get(rid) or {}).get("waiting"))
+        waiting = sum(1 for _ in book.waiting())
         notes = []
         if not self.run.listing_complete and not self.run.skipped:  # a skip says why itself
             notes.append("the listing was cut short; the next run reads on")

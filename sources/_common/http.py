@@ -65,6 +65,7 @@ def shared_ssl_context() -> Any:
             _SSL_CONTEXT = httpx.create_ssl_context()
         return _SSL_CONTEXT
 
+
 @dataclass
 class HttpSettings:
     """Client tuning shared by every source (each is also a source config key)."""

@@ -66,6 +66,7 @@ LEDGER_KEY = "ledger"
 # state several times per step.
 COMPACT_FIELDS = ("version", "day", "group")
 COMPACT_SEP = "|"
+_COMPACT_KEYS = frozenset(COMPACT_FIELDS)
 MARKS_KEY = "_marks"
 MARK_RETENTION_DAYS = 90  # a mark never handed over (table not loaded yet) is dropped after this
 
@@ -73,13 +74,10 @@ MARK_RETENTION_DAYS = 90  # a mark never handed over (table not loaded yet) is d
 def compact(entry: dict[str, Any]) -> str | dict[str, Any]:
     """A record's entry as one string when it holds only non-empty text of `COMPACT_FIELDS`
     without the separator (else unchanged: a dict)."""
-    if not entry.keys() <= set(COMPACT_FIELDS):
+    if not entry.keys() <= _COMPACT_KEYS or any(
+            not isinstance(v, str) or not v or COMPACT_SEP in v for v in entry.values()):
         return entry
-    values = [entry.get(k, "") for k in COMPACT_FIELDS]
-    if any(not isinstance(v, str) or COMPACT_SEP in v for v in values) or any(
-            k in entry and not entry[k] for k in COMPACT_FIELDS):
-        return entry
-    return COMPACT_SEP.join(values)
+    return COMPACT_SEP.join(entry.get(k, "") for k in COMPACT_FIELDS)
 
 
 def expand(value: str | dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +115,12 @@ class EntityLedger:
         for record_id, value in self.records.items():
             yield record_id, expand(value)
 
+    def waiting(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(id, entry) of the records the vendor is not done with (never compact ones)."""
+        for record_id, entry in self.records.items():
+            if isinstance(entry, dict) and entry.get("waiting"):
+                yield record_id, entry
+
     def _entry(self, record_id: str) -> dict[str, Any] | None:
         """The entry to change (expanded in place); `_store` it when done."""
         value = self.records.get(record_id)
@@ -150,14 +154,13 @@ class EntityLedger:
     def due(self, now: datetime) -> Iterator[tuple[str, dict[str, str]]]:
         """Owed records whose back-off has passed."""
         for record_id, owed in self.owed():
-            check_at = expand(self.records[record_id]).get("check_at")
+            check_at = self.records[record_id].get("check_at")  # owing: a dict
             if check_at is None or parse_instant(check_at) <= now:
                 yield record_id, owed
 
     def waiting_days(self) -> list[str]:
         """Days of the records the vendor is not done with (listings reach back to them)."""
-        return sorted(e["day"] for e in self.records.values()
-                      if isinstance(e, dict) and e.get("waiting") and e.get("day"))
+        return sorted(e["day"] for _, e in self.waiting() if e.get("day"))
 
     def newest_day(self) -> str | None:
         return max((day for _, e in self.entries() if (day := e.get("day"))), default=None)

@@ -247,8 +247,8 @@ class ConversationListing(AccountListing):
     def _give_up_stale(self) -> None:
         """Conversations still processing long after their date are left to the sweeps."""
         stale: dict[str, list[tuple[str, str]]] = {}
-        for rid, entry in self.book.entries():
-            if entry.get("waiting") and entry.get("day") and entry["day"] < self.too_old:
+        for rid, entry in self.book.waiting():
+            if entry.get("day") and entry["day"] < self.too_old:
                 stale.setdefault(str(entry.get("group")), []).append((entry["day"], rid))
         for account_id, found in sorted(stale.items()):
             for _, rid in found:
@@ -266,8 +266,7 @@ class ConversationListing(AccountListing):
             return [(start, None)]
         window = date.fromisoformat(newest) - timedelta(days=self.options.lookback_days)
         window = max(window, start) if start else window
-        waiting = {entry.get("day") for _, entry in self.book.entries()
-                   if entry.get("group") == account.id and entry.get("waiting")}
+        waiting = {entry.get("day") for _, entry in self.book.waiting() if entry.get("group") == account.id}
         ranges: list[tuple[date | None, date | None]] = [(window, None)]
         for d in sorted(date.fromisoformat(w) for w in waiting if w and w < window.isoformat()):
             last = ranges[-1]  # consecutive days share one list
