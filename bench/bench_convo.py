@@ -49,9 +49,10 @@ def floor(config: dict, concurrency: int) -> int:
 
         def fetch(path: str) -> int:
             response = client.get(path)
-            if response.status_code != 404:
-                response.raise_for_status()
-            return len(response.content)
+            if response.status_code == 404:
+                return 0
+            response.raise_for_status()
+            return len(response.json())  # parsed, as the floor does
 
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(fetch, calls))

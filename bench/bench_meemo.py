@@ -82,7 +82,9 @@ def floor(config: dict, concurrency: int) -> int:
                     not staged and meeting.get("summary_complete")):
                 parts += ["summary/", "summary-with-video/"]
             for part in parts:
-                client.get(f"meeting/{meeting['id']}/{part}").raise_for_status()
+                answer = client.get(f"meeting/{meeting['id']}/{part}")
+                answer.raise_for_status()
+                answer.json()  # parsed, as the floor does
             return len(parts)
 
         with ThreadPoolExecutor(concurrency) as pool:

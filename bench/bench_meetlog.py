@@ -30,7 +30,7 @@ def floor(config: dict, concurrency: int) -> int:
         def detail(path: str) -> int:
             response = client.get(path)
             response.raise_for_status()
-            return len(response.content)
+            return len(response.json())  # parsed, as the floor does
 
         for name in ("reports", "transcripts", "projects"):
             wanted: list[str] = []

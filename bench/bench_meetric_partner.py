@@ -45,7 +45,7 @@ def floor(config: dict, concurrency: int) -> int:
             r = client.get(f"conversations/{cid}",
                            params={"include_transcript": "true", "include_insights": "true"})
             r.raise_for_status()
-            return len(r.content)
+            return len(r.json())  # parsed, as the floor does
 
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(detail, completed))
