@@ -111,10 +111,18 @@ def measure(bench: str, contender: str, config: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall time, with every run's seconds beside it (`all_seconds`)."""
+    ranked = sorted(runs, key=lambda r: r["seconds"])
+    return {**ranked[(len(ranked) - 1) // 2], "all_seconds": [r["seconds"] for r in runs]}
+
+
 def run(bench: str, *, sizes: list[int] | None = None, rest_api: bool = True,
-        latency_ms: float = 0) -> list[dict]:
+        latency_ms: float = 0, repeat: int = 1) -> list[dict]:
     """For each account size: floor and ours (and rest_api at the largest size) against one
-    simulator. Returns one result per size."""
+    simulator. Returns one result per size. With `repeat`, floor and ours run in turns
+    (floor, ours, floor, ours, ...) so that a slow spell of the shared machine falls on both,
+    and each keeps its median run."""
     module = importlib.import_module(f"bench.{bench}")
     sizes = sizes or list(getattr(module, "SIZES", ())) or [module.SIM_KWARGS[module.SIZE_KEY]]
     out = []
@@ -124,8 +132,11 @@ def run(bench: str, *, sizes: list[int] | None = None, rest_api: bool = True,
             kwargs["latency_seconds"] = latency_ms / 1000
         proc, config = start_simulator(module.SOURCE, kwargs)
         try:
-            floor = measure(bench, "floor", config)
-            ours = measure(bench, "ours", config)
+            floors, ourses = [], []
+            for _ in range(max(1, repeat)):
+                floors.append(measure(bench, "floor", config))
+                ourses.append(measure(bench, "ours", config))
+            floor, ours = median_run(floors), median_run(ourses)
             rest = measure(bench, "rest_api", config) if rest_api and size == max(sizes) else None
         finally:
             proc.kill()
@@ -135,8 +146,10 @@ def run(bench: str, *, sizes: list[int] | None = None, rest_api: bool = True,
 
 def print_table(results: list[list[dict]], latency_ms: float) -> None:
     """One row per source and size: ratios measured in this run, rows/s, peak memory."""
+    runs = len(results[0][0]["ours"].get("all_seconds", [1])) if results and results[0] else 1
     print(f"\nnetwork: {'bare loopback' if not latency_ms else f'{latency_ms:g} ms per answer'}; "
-          "limits and pacing off for both; the same concurrency")
+          "limits and pacing off for both; the same concurrency"
+          + (f"; the median of {runs} runs each, run in turns" if runs > 1 else ""))
     header = ("| source | account | floor | ours | ours / floor (bar <= 1.5) | rows/s of the biggest table "
               "| peak MB | growth over a 4x smaller account (bar <= 1.2) | rest_api / ours (bar >= 3) | second run "
               "| loads (checkpoints) |")
@@ -169,6 +182,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0,
                         help="network latency the simulator adds to every answer (0: bare loopback)")
     parser.add_argument("--json", action="store_true", help="also print every figure as JSON")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run floor and ours this many times, in turns, and keep each one's median "
+                             "(the shared machine moves single runs by about 0.3 in the ratio)")
     parser.add_argument("--checkpoint-items", type=int, default=None,
                         help="the sources' checkpoint_items for `ours` (default: the sources' default; 0: off)")
     args = parser.parse_args()
@@ -181,7 +197,7 @@ def main() -> None:
     for bench in benches:
         module = importlib.import_module(f"bench.{bench}")
         results.append(run(bench, sizes=sizes, rest_api=not args.skip_rest_api and hasattr(module, "rest_api_source"),
-                           latency_ms=args.latency_ms))
+                           latency_ms=args.latency_ms, repeat=args.repeat))
         print(f"measured {bench}", file=sys.stderr)
     print_table(results, args.latency_ms)
     if args.json:
