@@ -149,17 +149,11 @@ def talk_seconds(sims: dict[str, Any]) -> dict[tuple[str, date], float]:
         if conv.deleted or conv.end is None:
             continue
         when = week(conv.start)
-        at = [_instant(_ms(s["at"])) for s in conv.segments]
+        # the instants as the transcript answer carries them (one in three without a fraction)
+        at = [_instant(seg["timestamp"]) for seg in sims["convo"].transcript(conv)["segments"]]
         for s, start, nxt in zip(conv.segments, at, at[1:], strict=False):
             spoken[s["speaker"], when] += (nxt - start).total_seconds()
     return dict(spoken)
-
-
-def _ms(at: datetime) -> str:
-    """An instant as the simulators send it (milliseconds)."""
-    from simulators.base import vendor_instant
-
-    return vendor_instant(at)
 
 
 def meetings_per_week(sims: dict[str, Any]) -> dict[tuple[date, str], int]:
