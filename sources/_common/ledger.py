@@ -78,21 +78,16 @@ def compact(entry: dict[str, Any]) -> str | dict[str, Any]:
     """A record's entry as one string when it holds only non-empty text of `COMPACT_FIELDS`
     without the separator, and parts `done` for exactly its `version` (else unchanged: a
     dict). The parts done are the string's fourth field: their names, comma-separated."""
-    if not entry.keys() <= _COMPACT_KEYS:
+    if not entry.keys() <= _COMPACT_KEYS or any(
+            not isinstance(v, str) or not v or COMPACT_SEP in v for k, v in entry.items() if k != "done"):
         return entry
-    done = entry.get("done")
-    fields = [entry.get(k) for k in COMPACT_FIELDS if k in entry]
-    if any(not isinstance(v, str) or not v or COMPACT_SEP in v for v in fields):
+    done, version = entry.get("done"), entry.get("version")
+    if done is not None and (not isinstance(done, dict) or not done or version is None or any(
+            v != version or not isinstance(p, str) or not p or COMPACT_SEP in p or PARTS_SEP in p
+            for p, v in done.items())):
         return entry
     text = COMPACT_SEP.join(entry.get(k, "") for k in COMPACT_FIELDS)
-    if done is None:
-        return text
-    version = entry.get("version")
-    if not isinstance(done, dict) or not done or version is None or any(
-            v != version or not isinstance(p, str) or not p or COMPACT_SEP in p or PARTS_SEP in p
-            for p, v in done.items()):
-        return entry
-    return text + COMPACT_SEP + PARTS_SEP.join(done)
+    return text if done is None else text + COMPACT_SEP + PARTS_SEP.join(done)
 
 
 def expand(value: str | dict[str, Any]) -> dict[str, Any]:
