@@ -1,13 +1,28 @@
 """The ledger keeps a record that owes and waits for nothing as one string ("version|day|group"),
-in memory and in dlt's state, and every reader and writer sees the same entry either way."""
+in memory and in dlt's state, and every reader and writer sees the same entry either way; a run
+leaves each entity's records in the state as one JSON text (`pack_records`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import dlt
 import orjson
 
-from sources._common.ledger import COMPACT_SEP, EntityLedger, compact, expand
+from simulators.meetric import MeetricSimulator
+from sources._common.ledger import (
+    COMPACT_SEP,
+    MARKS_KEY,
+    PACKED_KEY,
+    EntityLedger,
+    Ledger,
+    compact,
+    expand,
+    pack_records,
+    records_of,
+)
+from tests.meetric_workspace_helpers import load
+from tests.utils import make_pipeline
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -99,3 +114,46 @@ def test_three_field_strings_written_before_parts_were_compacted_read_as_before(
     assert book.get("c2") == {"version": "v2", "done": {"detail": "v2"}}
     book.see("c2", "v2", None, parts={"detail": "v2"})  # touched: compacted, nothing owed
     assert state["records"]["c2"] == "v2|||detail" and not list(book.owed())
+
+
+def test_records_are_packed_as_one_text_and_read_on_by_the_same_ledger_objects():
+    source_state: dict = {}
+    ledger = Ledger(source_state)
+    conversations, users = ledger.entity("conversations"), ledger.entity("users")
+    conversations.see("c1", "v1", "2026-11-30", group="acc_1")
+    conversations.see("c2", "v2", None, parts={"detail": "v2"})
+    users.see("u1", "v1", None)
+    pack_records(source_state, keep=["users"])  # the users' feed still runs: left as they are
+    books = source_state["ledger"]
+    assert "records" not in books["conversations"] and isinstance(books["conversations"][PACKED_KEY], str)
+    assert books["users"]["records"] == {"u1": "v1||"} and PACKED_KEY not in books["users"]
+    assert records_of(books["conversations"]) == {"c1": "v1|2026-11-30|acc_1",
+                                                  "c2": {"version": "v2", "owed": {"detail": "v2"}}}
+    # a ledger object made before the pack reads and writes on: unpacked once, on first use
+    assert conversations.get("c1") == {"version": "v1", "day": "2026-11-30", "group": "acc_1"}
+    assert PACKED_KEY not in books["conversations"]
+    conversations.settle("c2", "detail", "v2")
+    assert not list(conversations.owed()) and len(conversations) == 2
+    pack_records(source_state)
+    assert all(set(b) & {"records", PACKED_KEY} == {PACKED_KEY} for n, b in books.items() if n != MARKS_KEY)
+
+
+def test_a_run_leaves_the_records_packed_and_a_new_worker_restores_and_reads_them(start_sim, tmp_path):
+    sim = start_sim(MeetricSimulator, accounts=2, conversations=24, users=8, span_days=14, seed=7,
+                    rate_limit=None)
+    pipeline = make_pipeline(tmp_path, "meetric")
+    load(pipeline, sim)
+    books = {n: b for n, b in pipeline.state["sources"]["meetric"]["ledger"].items() if n != MARKS_KEY}
+    assert {"conversations", "insights", "action_items", "users"} <= set(books)
+    assert not [n for n, b in books.items() if "records" in b]  # as dlt stores the state: one text each
+    assert len(records_of(books["conversations"])) == 48 and len(records_of(books["users"])) == 16
+    # a fresh working folder: dlt restores the state from the destination, and the run that
+    # follows knows every record (loads nothing, makes no per-item call)
+    fresh = dlt.pipeline(pipeline_name=pipeline.pipeline_name, destination=pipeline.destination,
+                         dataset_name=pipeline.dataset_name, pipelines_dir=str(tmp_path / "fresh"))
+    sim.clear_log()
+    counts, _ = load(fresh, sim)
+    assert counts == {}
+    assert not [r.path for r in sim.log if "/managers" in r.path]
+    restored = fresh.state["sources"]["meetric"]["ledger"]
+    assert records_of(restored["conversations"]) == records_of(books["conversations"])

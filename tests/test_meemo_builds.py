@@ -17,7 +17,7 @@ from simulators.base import BAD_RECORD_KINDS
 from simulators.meemo import TOKEN_PATH, MeemoSimulator
 from sources._common.errors import AuthError, BadRequestError, NotFoundError
 from sources._common.http import ApiClient, HttpSettings
-from sources._common.ledger import expand
+from sources._common.ledger import expand, records_of
 from sources._common.report import get_report, new_report
 from tests.test_meemo import HTTP, PER_ITEM, expects_transcript, loaded, pipeline, source, tables
 from tests.utils import bad_record_outcome, rows, run_strict
@@ -26,7 +26,7 @@ SIGNED = ("cdn.example", "sig=")  # how the simulator's signed URLs look
 
 
 def ledger_of(p) -> dict:
-    """The meetings' ledger (`sources/_common/ledger.py`): records, cursor, last_sweep_at."""
+    """The meetings' ledger (`sources/_common/ledger.py`): records (packed: `records_of`), cursor, last_sweep_at."""
     return p.state["sources"]["meemo"]["ledger"]["meetings"]
 
 
@@ -34,12 +34,12 @@ def pending(p, mid: int) -> bool:
     """The meeting is kept pending: the vendor is not done with it, and the listing re-lists
     it by its start day (the cursor's `starts`)."""
     book = ledger_of(p)
-    return bool(expand(book["records"][str(mid)]).get("waiting")) and str(mid) in book["cursor"].get("starts", {})
+    return bool(expand(records_of(book)[str(mid)]).get("waiting")) and str(mid) in book["cursor"].get("starts", {})
 
 
 def transcript_rechecked(p, mid: int) -> bool:
     """An empty transcript is owed again later, with back-off."""
-    record = expand(ledger_of(p)["records"][str(mid)])
+    record = expand(records_of(ledger_of(p))[str(mid)])
     return "transcript" in record.get("owed", {}) and "check_at" in record
 
 
@@ -142,7 +142,7 @@ def test_re_checks_of_an_empty_transcript_grow_apart_and_stop_after_their_window
     assert sim.requests("GET", rf"/meeting/{silent.id}/transcript/$") == []
     # given up: no re-check owed; done for its not-final version, so asked again only once
     # the summary completes
-    record = expand(ledger_of(p)["records"][str(silent.id)])
+    record = expand(records_of(ledger_of(p))[str(silent.id)])
     assert not transcript_rechecked(p, silent.id) and record["done"]["transcript"] == "pending"
     assert "transcripts/1" in get_report("meemo").waiting
 

@@ -9,7 +9,7 @@ import pytest
 
 from simulators.base import BAD_RECORD_KINDS
 from simulators.meetric_partner import MeetricPartnerSimulator
-from sources._common.ledger import expand
+from sources._common.ledger import expand, records_of
 from sources._common.timeutil import parse_instant
 
 from .partner_helpers import (
@@ -135,7 +135,7 @@ def test_an_unreadable_date_never_moves_the_listing_cursor(sim, tmp_path):
     assert rows(pipeline, "summaries", "count(*) AS n", where=f"conversation_id = '{garbled.id}'") == [{"n": 1}]
     assert abs(parse_instant(cursor_of(pipeline)["newest_date"]) - newest_readable) < timedelta(milliseconds=2)
     # it is filed under a date no later than its real one (a lower bound), never under "now"
-    assert parse_instant(expand(ledger_of(pipeline)["records"][garbled.id])["day"]) <= garbled.date
+    assert parse_instant(expand(records_of(ledger_of(pipeline))[garbled.id])["day"]) <= garbled.date
 
 
 def test_a_processing_conversation_with_an_unreadable_date_gets_its_details_once_completed(sim, tmp_path):

@@ -46,7 +46,7 @@ from .errors import (
     ScopeError,
     UnreachableError,
 )
-from .ledger import EntityLedger, Ledger
+from .ledger import EntityLedger, Ledger, pack_records
 from .records import BAD_DATA_ERRORS, excerpt, shape_or_none
 from .report import RunReport
 from .timeutil import parse_instant
@@ -918,7 +918,7 @@ def chained_resources(name: str, runs: Sequence[tuple[Engine, Sequence[TableSpec
     transcripts whose `report_ids` a new report makes stale). An entity none of whose
     tables is selected makes no call."""
     def feed_items() -> Iterator[Any]:
-        with fewer_collections():
+        with fewer_collections(), packed_on_exit([engine.entity.name for engine, _ in runs]):
             for engine, _ in runs:
                 yield from engine.feed()
 
@@ -928,6 +928,31 @@ def chained_resources(name: str, runs: Sequence[tuple[Engine, Sequence[TableSpec
         for spec in tables:
             out.append(_table_transformer(feed, spec, engine.entity, report))
     return out
+
+
+_live_lock = threading.Lock()
+_live: dict[int, list[str]] = {}  # id(source state) -> entities whose feed runs (dlt interleaves feeds)
+
+
+@contextmanager
+def packed_on_exit(entities: list[str]) -> Iterator[None]:
+    """When a feed ends, however it ends, the ledger's records go back into the state packed
+    (`pack_records`), but those of feeds still running: each one's own end packs them."""
+    state = dlt.current.source_state()
+    key = id(state)
+    with _live_lock:
+        _live.setdefault(key, []).extend(entities)
+    try:
+        yield
+    finally:
+        with _live_lock:
+            live = _live.get(key, [])
+            for name in entities:
+                live.remove(name)
+            if not live:
+                _live.pop(key, None)
+            keep = list(live)
+        pack_records(state, keep=keep)
 
 
 _gc_lock = threading.Lock()

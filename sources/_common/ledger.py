@@ -30,6 +30,9 @@ the destination with the data it describes, and a fresh worker continues from it
                                      #   version, day and group, and parts done for that
                                      #   version, is one string, "version|day|group" or
                                      #   "version|day|group|part,part": `compact`)
+        "packed": str,               # the same records as one JSON text: how a run leaves
+                                     #   them in the state (`pack_records`); unpacked into
+                                     #   "records" on first use
         "cursor": {...},             # the listing strategy's own bookmarks
         "tables": [...],             # the tables this entity feeds (what a reset of them clears)
         "last_sweep_at": iso,        # when the last complete sweep ended
@@ -71,6 +74,11 @@ COMPACT_SEP = "|"
 PARTS_SEP = ","  # between the names of the parts done, the string's optional fourth field
 _COMPACT_KEYS = frozenset((*COMPACT_FIELDS, "done"))
 MARKS_KEY = "_marks"
+# The records as persisted: one JSON text per entity in place of one string per record. dlt
+# decodes the whole state about eight times per run and walks every string of it each time
+# (`custom_pua_decode_nested`): with meetric's 144,000 records at 30,000 conversations, a run
+# with nothing new takes 1.65 s of CPU unpacked, 1.21 s packed.
+PACKED_KEY = "packed"
 MARK_RETENTION_DAYS = 90  # a mark never handed over (table not loaded yet) is dropped after this
 
 
@@ -111,8 +119,17 @@ class EntityLedger:
     def __init__(self, state: dict, name: str) -> None:
         self.name = name
         self._state = state
-        self.records: dict[str, str | dict[str, Any]] = state.setdefault("records", {})
         self.cursor: dict[str, Any] = state.setdefault("cursor", {})
+
+    @property
+    def records(self) -> dict[str, str | dict[str, Any]]:
+        """The records, unpacked on first use. Looked up in the state on every use, never
+        kept: another feed's end may pack them (`pack_records`) between two uses."""
+        records = self._state.get("records")
+        if records is None:
+            records = self._state["records"] = records_of(self._state)
+            self._state.pop(PACKED_KEY, None)
+        return records
 
     # ---------------------------------------------------------------- reading
     def feeds(self, tables: list[str]) -> None:
@@ -331,6 +348,29 @@ class EntityLedger:
         """Removes a record (deleted at the vendor, or aged out of reach)."""
         value = self.records.pop(record_id, None)
         return None if value is None else expand(value)
+
+
+def records_of(book: dict) -> dict[str, str | dict[str, Any]]:
+    """The records of an entity's ledger state, packed or not (read-only use: a new dict
+    when packed)."""
+    records = book.get("records")
+    if records is not None:
+        return records
+    packed = book.get(PACKED_KEY)
+    return orjson.loads(packed) if packed else {}
+
+
+def pack_records(source_state: dict, keep: Iterable[str] = ()) -> None:
+    """Every entity's records as one JSON text (`PACKED_KEY`), as the state is persisted,
+    but those of `keep` (entities whose feed still runs: packing theirs would only make
+    them decode it again)."""
+    kept = set(keep)
+    for name, book in (source_state.get(LEDGER_KEY) or {}).items():
+        if name == MARKS_KEY or name in kept or not isinstance(book, dict) or "records" not in book:
+            continue
+        records = book.pop("records")
+        if records:
+            book[PACKED_KEY] = orjson.dumps(records).decode()
 
 
 class Ledger:
