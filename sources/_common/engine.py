@@ -948,7 +948,8 @@ def packed_on_exit(entities: list[str]) -> Iterator[None]:
         with _live_lock:
             live = _live.get(key, [])
             for name in entities:
-                live.remove(name)
+                if name in live:  # (a feed closed late, by the collector, finds its run gone)
+                    live.remove(name)
             if not live:
                 _live.pop(key, None)
             keep = list(live)
