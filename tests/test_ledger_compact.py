@@ -157,3 +157,22 @@ def test_a_run_leaves_the_records_packed_and_a_new_worker_restores_and_reads_the
     assert not [r.path for r in sim.log if "/managers" in r.path]
     restored = fresh.state["sources"]["meetric"]["ledger"]
     assert records_of(restored["conversations"]) == records_of(books["conversations"])
+
+
+def test_a_plain_record_listed_is_written_as_the_general_path_writes_it():
+    """`see` writes a plain record's string directly; a `forget` of a part nobody has takes
+    the general path (expand, change, compact), which must come to the same entry."""
+    starts = [None, "v0|2026-11-29|acc_0", "v0||", "v0|2026-11-29|acc_0|detail",
+              {"version": "v0", "owed": {"detail": "v0"}}, {"version": "v0", "waiting": True}]
+    texts = [None, "", "2026-11-30", f"a{COMPACT_SEP}b"]
+    for start in starts:
+        for version in ("v1", "", f"v{COMPACT_SEP}1"):
+            for day in texts:
+                for group in texts:
+                    books = []
+                    for forget in ((), ("not-a-part",)):
+                        state = {"records": {} if start is None else {"c1": dict(start) if isinstance(start, dict)
+                                                                      else start}}
+                        EntityLedger(state, "conversations").see("c1", version, day, group=group, forget=forget)
+                        books.append(state["records"])
+                    assert books[0] == books[1], (start, version, day, group)

@@ -845,10 +845,10 @@ class Engine:
             self.report.warn(f"{self.entity.name}: the list moved while the sweep read it; "
                              "deletions are checked at the next sweep")
             return
-        candidates = {rid for rid in book.ids() if listing.covers(rid, book.get(rid) or {})}
-        by_group: dict[str | None, set[str]] = {}
-        for rid in candidates:
-            by_group.setdefault((book.get(rid) or {}).get("group"), set()).add(rid)
+        by_group: dict[str | None, set[str]] = {}  # the known records the sweep covers, by group
+        for rid, entry in book.entries():
+            if listing.covers(rid, entry):
+                by_group.setdefault(entry.get("group"), set()).add(rid)
         gone: set[str] = set()
         for group, known in sorted(by_group.items(), key=lambda kv: str(kv[0])):
             if group in self.run.groups_skipped:

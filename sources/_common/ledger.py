@@ -98,6 +98,11 @@ def compact(entry: dict[str, Any]) -> str | dict[str, Any]:
     return text if done is None else text + COMPACT_SEP + PARTS_SEP.join(done)
 
 
+def _plain(value: Any) -> bool:
+    """Text a compact entry can hold as one of its fields."""
+    return isinstance(value, str) and bool(value) and COMPACT_SEP not in value
+
+
 def expand(value: str | dict[str, Any]) -> dict[str, Any]:
     """A stored entry as a dict (a compact one as a new dict)."""
     if isinstance(value, str):
@@ -213,12 +218,23 @@ class EntityLedger:
     def see(self, record_id: str, version: str, day: str | None, *,
             parts: dict[str, str] | None = None, waiting: bool = False,
             loaded: bool = True, group: str | None = None,
-            forget: Iterable[str] = (), parent: str | None = None) -> dict[str, Any]:
+            forget: Iterable[str] = (), parent: str | None = None) -> None:
         """Records what a listing showed. `parts` are the per-item calls this version needs,
         each with the version it must be fetched for: owed unless already done for it.
         `loaded` says the row itself was handed to dlt (a list row), so `version` is what
         the table now holds. `forget`: parts this version does not want whose `done` is
         dropped, so a later version that wants them fetches them again."""
+        records = self.records
+        value = records.get(record_id)
+        if loaded and not parts and not waiting and parent is None and not forget and (
+                value is None or (isinstance(value, str) and value.count(COMPACT_SEP) == 2)):
+            # a plain record listed (most records of a list without per-item calls): it stays,
+            # or becomes, one string, written without the dict in between
+            _, old_day, old_group = value.split(COMPACT_SEP) if value is not None else ("", "", "")
+            fields = (version, old_day if day is None else day, old_group if group is None else group)
+            if _plain(version) and (day is None or _plain(day)) and (group is None or _plain(group)):
+                records[record_id] = COMPACT_SEP.join(fields)
+                return
         entry = self._entry(record_id)
         if entry is None:
             entry = {}
@@ -251,7 +267,6 @@ class EntityLedger:
             entry.pop("check_at", None)
             entry.pop("tries", None)
         self._store(record_id, entry)
-        return entry
 
     def covered(self, record_id: str, part: str, version: str, tables: Iterable[str]) -> bool:
         """True when `tables` of the part were already loaded for `version` by a run that

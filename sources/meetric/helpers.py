@@ -146,13 +146,15 @@ def day(value: Any) -> date | None:
 
 def with_id(items: Iterable[Any], table: str, account_id: str, report: RunReport,
             key: str = "id") -> list[dict]:
-    """The records that carry a key, each with its `account_id`; a record without one cannot
-    be merged: it is named (by its opening) and left out."""
+    """The records that carry a key, each with its `account_id` (set in place: the items are
+    an answer's, parsed for this run); a record without one cannot be merged: it is named
+    (by its opening) and left out."""
     good = []
     for item in items:
         if isinstance(item, dict) and isinstance(item.get(key), str | int) and not isinstance(item.get(key), bool) \
                 and item.get(key) != "":
-            good.append({**item, "account_id": account_id})
+            item["account_id"] = account_id
+            good.append(item)
         else:
             report.bad_record(table, excerpt(item), f"account '{account_id}': a record without '{key}' "
                               "cannot be merged", loaded=False)
