@@ -37,7 +37,7 @@ from bench.harness import ROOT, start_simulator
 
 SOURCES = ("convo", "meemo", "meetlog", "meetric", "meetric_partner")
 FETCH_MARKS = ("/httpx/", "/httpcore/", "/h11/", "/anyio/", "/ssl.py", "/socket.py", "/selectors.py",
-               "/sources/_common/http.py", "/sources/_common/pacing.py", "/concurrent/futures/")
+               "/sources/_common/http.py", "/sources/_common/sending.py", "/sources/_common/pacing.py", "/concurrent/futures/")
 STEPS = ("extract", "normalize", "load")
 
 

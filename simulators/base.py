@@ -328,7 +328,9 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, response: Response, request: Request, fault: str | None) -> None:
             self._log(request, response.status, fault)
-            payload = b"" if response.body is None else orjson.dumps(response.body)
+            # bytes are sent as they are (an encoded body); anything else as JSON
+            payload = response.body if isinstance(response.body, bytes) else (
+                b"" if response.body is None else orjson.dumps(response.body))
             self.send_response(response.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))

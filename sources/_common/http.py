@@ -35,6 +35,7 @@ from .pacing import Pacer, RateLimitInfo
 from .paginators import BasePaginator, PageRequest, dig
 from .redaction import redact, redact_url
 from .report import RunReport
+from .sending import Sender
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_RETRIES = 8
@@ -216,6 +217,7 @@ class ApiClient:
             follow_redirects=True,
             transport=self.transport,
         )
+        self._sender = Sender(self._http, self.auth)
 
     def close(self) -> None:
         self._http.close()
@@ -335,10 +337,9 @@ class ApiClient:
         self.pacer.acquire()
         safe_url = redact_url(url)
         try:
-            timeout = httpx.USE_CLIENT_DEFAULT if self._reached else self._first_contact_timeout
-            response = self._http.request(method, url, params=params or None, json=json, data=data,
-                                          timeout=timeout)
-            content = response.content  # reads the whole body: truncation raises here
+            response = self._sender.send(method, url, params=params or None, json=json, data=data,
+                                         timeout=None if self._reached else self._first_contact_timeout)
+            content = response.content  # read whole by the sender: a truncated body raised
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             self.report.count_request("unreachable", retry=retry)
             if self._reached:
