@@ -45,6 +45,10 @@ class EchoSim(Simulator):
     def moved(self, request: Request):
         return Response(301, None, {"Location": f"{self.base_url}/echo?moved=yes"})
 
+    @route("GET", "/unchanged")
+    def unchanged(self, request: Request):
+        return Response(304, None)
+
     @route("POST", "/form")
     def form(self, request: Request):
         return {"form": request.body}
@@ -76,6 +80,13 @@ def test_a_redirect_is_followed_with_the_credentials_on_the_same_host(sim):
         answer = client.get("moved")
     assert answer.status == 200 and answer.body["query"] == {"moved": "yes"}
     assert [entry.path for entry in sim.log] == ["/moved", "/moved", "/echo"]  # sent again through httpx
+
+
+def test_a_3xx_without_a_location_is_answered_once_as_it_is(sim):
+    with client_for(sim) as client:
+        answer = client.request("GET", "unchanged", accept=lambda a: a.status == 304)
+    assert answer.status == 304
+    assert [entry.path for entry in sim.log] == ["/unchanged"]
 
 
 def test_a_wrong_token_is_still_an_auth_error(sim):

@@ -52,23 +52,18 @@ class Sender:
         if pool is None:
             return self._through_client(request)
         if self._auth is None:
-            return self._redirected(self._send_one(pool, request), request)
+            response = self._send_one(pool, request)
+            return self._through_client(request) if _is_redirect(response) else response
         flow = self._auth.sync_auth_flow(request)
         sending = next(flow)
         while True:
             response = self._send_one(pool, sending)
-            if response.status_code in _REDIRECTS:
-                return self._redirected(response, request)
+            if _is_redirect(response):  # sent again through the client, which follows it
+                return self._through_client(request)
             try:
                 sending = flow.send(response)
             except StopIteration:
                 return response
-
-    def _redirected(self, response: httpx.Response, request: httpx.Request) -> httpx.Response:
-        """A redirect is sent again through the client, which follows it; others as they are."""
-        if response.status_code in _REDIRECTS and "location" in response.headers:
-            return self._through_client(request)
-        return response
 
     def _through_client(self, request: httpx.Request) -> httpx.Response:
         response = self._client.send(request)
@@ -113,6 +108,10 @@ class Sender:
             raise _as_httpx(exc, httpx.TransportError, request) from exc
         return httpx.Response(answer.status, headers=answer.headers, content=content,
                               request=request, extensions=answer.extensions)
+
+
+def _is_redirect(response: httpx.Response) -> bool:
+    return response.status_code in _REDIRECTS and "location" in response.headers
 
 
 def _as_httpx(exc: Exception, fallback: type[httpx.TransportError],
