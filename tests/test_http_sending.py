@@ -13,23 +13,18 @@ import httpx
 import orjson
 import pytest
 
-from simulators.base import HttpError, Request, Response, Simulator, route
+from simulators.base import Request, Response, route
 from sources._common.auth import BearerAuth
 from sources._common.errors import AuthError
 from sources._common.http import ApiClient, HttpSettings
 from sources._common.report import RunReport
-
-TOKEN = "tok_sending_0123456789"
-FAST = {"backoff_initial_seconds": 0.001, "backoff_max_seconds": 0.01}
+from tests.test_http_layer import FAST, TOKEN, TinySim, client_for
 
 
-class EchoSim(Simulator):
+class EchoSim(TinySim):
+    """The HTTP layer's small simulator (its token), with answers the sender must read."""
+
     name = "echo"
-
-    def authenticate(self, request: Request):
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            raise HttpError(401, "bad token")
-        return "user"
 
     @route("GET", "/echo")
     def echo(self, request: Request):
@@ -57,10 +52,6 @@ class EchoSim(Simulator):
 @pytest.fixture
 def sim(start_sim):
     return start_sim(EchoSim)
-
-
-def client_for(sim: Simulator, **kw) -> ApiClient:
-    return ApiClient(sim.base_url, BearerAuth(TOKEN), RunReport("test"), HttpSettings(**FAST), **kw)
 
 
 def test_the_client_headers_params_and_auth_are_sent(sim):
@@ -110,7 +101,9 @@ class CountingTransport(httpx.HTTPTransport):
 
 def test_a_transport_of_the_users_own_carries_every_request(sim):
     transport = CountingTransport()
-    with client_for(sim, transport=transport) as client:
+    client = ApiClient(sim.base_url, BearerAuth(TOKEN), RunReport("test"), HttpSettings(**FAST),
+                       transport=transport)
+    with client:
         assert client.get("echo", params={"n": 1}).body["query"] == {"n": "1"}
         assert client.request("POST", "form", data={"a": "1"}).status == 200
     assert transport.sent == 2
