@@ -19,7 +19,7 @@ from sources._common.errors import (
     ScopeError,
     TransientError,
 )
-from sources._common.http import ApiClient, HttpSettings, parse_retry_after
+from sources._common.http import ApiClient, HttpSettings, _Retryable, parse_retry_after
 from sources._common.pacing import Pacer
 from sources._common.paginators import (
     CursorPaginator,
@@ -142,6 +142,17 @@ def test_caps_retry_after_and_stops_cleanly(sim):
     assert len(sim.log) == 1
 
 
+def test_backoff_is_capped_exponential_with_full_jitter_and_retry_after_wins(sim):
+    client = client_for(sim, backoff_initial_seconds=1, backoff_max_seconds=5, retry_after_max_seconds=30)
+    for attempt, cap in ((1, 1), (2, 2), (3, 4), (4, 5), (9, 5)):
+        delays = [client._delay(_Retryable("5xx"), attempt) for _ in range(500)]
+        assert 0 <= min(delays) < cap * 0.2 and cap * 0.8 < max(delays) <= cap, (attempt, cap)
+    # the server's Retry-After, capped, plus at most a tenth of the backoff as jitter
+    told = [client._delay(_Retryable("429", retry_after=7), 3) for _ in range(200)]
+    assert min(told) >= 7 and max(told) <= 7 + 0.4
+    assert 30 <= client._delay(_Retryable("429", retry_after=3600), 1) <= 30.1
+
+
 def test_parse_retry_after_accepts_seconds_and_http_dates():
     assert parse_retry_after("7") == 7
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # in the past
@@ -254,6 +265,13 @@ def test_redaction_masks_secrets_and_sensitive_query_params():
     assert "page=2" in redact_url("https://h/x?api_key=abc123xyz&page=2")
     assert "hunter2" not in redact_url("https://user:hunter2@h/x")
     assert "Bearer ***" in redact("Authorization: Bearer mt_abcdef123456")
+
+
+def test_an_answers_url_is_redacted_when_read(sim):
+    answer = client_for(sim).get("ok?api_key=leaky-path-key-77&page=2")
+    assert answer.body == {"ok": True}
+    assert "leaky-path-key-77" not in answer.url and "page=2" in answer.url
+    assert "leaky-path-key-77" not in repr(answer)
 
 
 def test_map_ordered_keeps_order_and_hands_back_exceptions():
