@@ -55,8 +55,11 @@ def _child(bench: str, contender: str, config: dict, workdir: str) -> dict:
     if contender == "floor":
         requests = module.floor(config, concurrency)
     else:
+        from pipelines.runner import make_destination
+
+        # DuckDB as the CLI loads into it (its load memory limit), for ours and rest_api alike
         pipeline = dlt.pipeline(pipeline_name=f"bench_{contender}", pipelines_dir=workdir,
-                                destination=dlt.destinations.duckdb(os.path.join(workdir, "b.duckdb")),
+                                destination=make_destination("duckdb", os.path.join(workdir, "b.duckdb")),
                                 dataset_name="bench")
         if contender == "ours":
             from pipelines.registry import get

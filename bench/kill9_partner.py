@@ -40,9 +40,7 @@ def _cli(sim, workdir: str, checkpoint_items: int | None) -> subprocess.Popen:
 
 
 def measure(conversations: int, kill_at: float, checkpoint_items: int | None) -> dict:
-    import dlt
-
-    from pipelines.runner import make_pipeline
+    from pipelines.runner import make_destination, make_pipeline
     from simulators.meetric_partner import MeetricPartnerSimulator
     from sources._common.engine import DEFAULT_CHECKPOINT_ITEMS
     from tests.partner_helpers import expected, loaded
@@ -68,8 +66,8 @@ def measure(conversations: int, kill_at: float, checkpoint_items: int | None) ->
             again = _cli(sim, workdir, checkpoint_items)
             out, err = again.communicate()
             second = details()
-            pipeline = make_pipeline("meetric_partner", destination=dlt.destinations.duckdb(
-                os.path.join(workdir, "warehouse.duckdb")), pipelines_dir=os.path.join(workdir, "pipelines"))
+            pipeline = make_pipeline("meetric_partner", destination=make_destination(
+                "duckdb", os.path.join(workdir, "warehouse.duckdb")), pipelines_dir=os.path.join(workdir, "pipelines"))
             equal = again.returncode == 0 and loaded(pipeline) == expected(sim)
     finally:
         sim.stop()

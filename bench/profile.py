@@ -47,14 +47,14 @@ def _child(source: str, config: dict, workdir: str, out_path: str, file_format: 
     import dlt
 
     from pipelines.registry import get
-    from pipelines.runner import preferred_file_format
+    from pipelines.runner import make_destination, preferred_file_format
 
     module = importlib.import_module(f"bench.bench_{source}")
     extra = module.ours_kwargs(config) if hasattr(module, "ours_kwargs") else {}
     extra.setdefault("checkpoint_items", 0)  # one load, profiled whole (the harness measures checkpoints)
     http = {"requests_per_minute": 0, "concurrency": getattr(module, "CONCURRENCY", 4), **extra.pop("http", {})}
     pipeline = dlt.pipeline(pipeline_name="profile", pipelines_dir=workdir,
-                            destination=dlt.destinations.duckdb(os.path.join(workdir, "p.duckdb")),
+                            destination=make_destination("duckdb", os.path.join(workdir, "p.duckdb")),
                             dataset_name="profile")
     import gc
     gc_time = {"s": 0.0, "at": 0.0, "n": 0}

@@ -22,12 +22,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from sources._common.config import refuse_unknown_keys
+from sources._common.errors import MeetingEltError
 from sources._common.report import get_report, log_notes
 
 from . import registry
 from .runner import (
     DEFAULT_DUCKDB_FILE,
     RunResult,
+    duckdb_memory_limit,
     explain,
     make_destination,
     pipeline_name,
@@ -176,6 +178,12 @@ def run(sources: tuple[str, ...], dataset: str | None, dataset_prefix: str | Non
     if tables and len(sources) > 1:
         raise click.UsageError("--tables selects tables of one source; run the sources one at a time")
     datasets = {name: dataset or (f"{dataset_prefix}_{name}" if dataset_prefix else name) for name in sources}
+    if destination == "duckdb":
+        try:
+            duckdb_memory_limit()
+        except MeetingEltError as exc:  # a setting every source would fail on: said once
+            errors.print(f"[red]error:[/] {escape(explain(exc))}")
+            sys.exit(EXIT_FAILED)
     quiet = as_json
     results = []
     for name in sources:

@@ -14,6 +14,8 @@ from typing import Any
 
 import dlt
 
+from pipelines.runner import make_destination
+
 KINDS = ("duckdb", "postgres", "filesystem")
 
 
@@ -56,7 +58,7 @@ class Warehouse:
 
 def make_warehouse(kind: str, tmp_path: Path, request: Any) -> Warehouse:
     if kind == "duckdb":
-        destination = dlt.destinations.duckdb(str(tmp_path / "warehouse.duckdb"))
+        destination = make_destination("duckdb", str(tmp_path / "warehouse.duckdb"))
     elif kind == "postgres":
         destination = request.getfixturevalue("postgres_destination")
     else:

@@ -91,3 +91,73 @@ def test_a_mistyped_config_key_is_refused_with_the_key_it_meant(sim, tmp_path, m
     assert "did you mean 'sweep_interval_hours'" in result.output
     assert "did you mean 'http.max_retries'" in result.output
     assert sim.log == []  # refused before any request
+
+
+def _memory_limit_of(path, tmp_path) -> str:
+    """DuckDB's memory_limit on a connection the product's DuckDB destination opens."""
+    from pipelines.runner import make_destination, make_pipeline
+
+    pipeline = make_pipeline("limits", destination=make_destination("duckdb", str(path)),
+                             pipelines_dir=str(tmp_path / "p"))
+    with pipeline.sql_client() as client:
+        return client.execute_sql("select current_setting('memory_limit')")[0][0]
+
+
+def _duckdb_shows(size: str) -> str:
+    with duckdb.connect() as con:
+        con.execute(f"set memory_limit = '{size}'")
+        return con.execute("select current_setting('memory_limit')").fetchone()[0]
+
+
+def test_duckdb_loads_run_with_a_memory_limit_the_env_var_sets_or_turns_off(sim, tmp_path, monkeypatch):
+    from pipelines.runner import DEFAULT_DUCKDB_MEMORY_LIMIT, destination_identity, make_destination
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEETING_ELT_DUCKDB_MEMORY_LIMIT", raising=False)
+    result = CliRunner().invoke(main, ["run", "meetric_partner", "--pipelines-dir", str(tmp_path / "p")],
+                                env=env_for(sim))
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "meetings.duckdb"
+    assert _memory_limit_of(path, tmp_path) == _duckdb_shows(DEFAULT_DUCKDB_MEMORY_LIMIT)
+    monkeypatch.setenv("MEETING_ELT_DUCKDB_MEMORY_LIMIT", "512MB")
+    assert _memory_limit_of(path, tmp_path) == _duckdb_shows("512MB")
+    monkeypatch.setenv("MEETING_ELT_DUCKDB_MEMORY_LIMIT", "off")
+    assert _memory_limit_of(path, tmp_path) not in (_duckdb_shows("512MB"), _duckdb_shows(DEFAULT_DUCKDB_MEMORY_LIMIT))
+    # the limit does not change which state folder the pipeline keeps (its destination identity)
+    monkeypatch.delenv("MEETING_ELT_DUCKDB_MEMORY_LIMIT")
+    import dlt
+
+    assert destination_identity(make_destination("duckdb", str(path))) == \
+        destination_identity(dlt.destinations.duckdb(str(path)))
+
+
+def test_a_bad_duckdb_memory_limit_is_refused_before_any_source_runs(sim, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "meetric_partner", "--pipelines-dir", str(tmp_path / "p")],
+                                env={**env_for(sim), "MEETING_ELT_DUCKDB_MEMORY_LIMIT": "lots"})
+    assert result.exit_code == 1
+    assert "MEETING_ELT_DUCKDB_MEMORY_LIMIT='lots'" in result.output and "512MB" in result.output
+    assert not sim.log  # no source ran
+    assert not (tmp_path / "meetings.duckdb").exists()
+
+
+def test_a_duckdb_load_out_of_memory_says_which_setting_to_raise_and_the_next_run_loads_it(
+        sim, tmp_path, monkeypatch):
+    from pipelines.runner import make_destination, make_pipeline
+    from tests.partner_helpers import expected, loaded
+
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "meetric_partner", "--pipelines-dir", str(tmp_path / "p")]
+    starved = CliRunner().invoke(main, args, env={**env_for(sim), "MEETING_ELT_DUCKDB_MEMORY_LIMIT": "1MB",
+                                                  "LOAD__RAISE_ON_MAX_RETRIES": "1"})
+    assert starved.exit_code == 1, starved.output
+    assert "DuckDB ran out of memory" in starved.output and "MEETING_ELT_DUCKDB_MEMORY_LIMIT" in starved.output
+    fetched = len(sim.log)
+    # the next run loads the package the starved one left, then runs the source as usual
+    again = CliRunner().invoke(main, args, env=env_for(sim))
+    assert again.exit_code == 0, again.output
+    assert "loaded first what an earlier run fetched but did not finish loading" in again.output
+    assert 0 < len(sim.log) - fetched < fetched  # its own listing, not the fetch again
+    pipeline = make_pipeline("meetric_partner", destination=make_destination("duckdb", str(tmp_path / "meetings.duckdb")),
+                             pipelines_dir=str(tmp_path / "p"))
+    assert loaded(pipeline) == expected(sim)

@@ -7,14 +7,14 @@ from typing import Any
 
 import dlt
 
-from pipelines.runner import RunResult, run_source
+from pipelines.runner import RunResult, make_destination, run_source
 
 
 def make_pipeline(tmp_path: Path, name: str, dataset: str | None = None) -> dlt.Pipeline:
     """A pipeline with its own DuckDB file and state folder under `tmp_path`."""
     return dlt.pipeline(
         pipeline_name=f"test_{name}",
-        destination=dlt.destinations.duckdb(str(tmp_path / f"warehouse_{name}.duckdb")),
+        destination=make_destination("duckdb", str(tmp_path / f"warehouse_{name}.duckdb")),
         dataset_name=dataset or name,
         pipelines_dir=str(tmp_path / "pipelines"),
     )
