@@ -50,7 +50,8 @@ DUCKDB_MEMORY_LIMIT_ENV = "MEETING_ELT_DUCKDB_MEMORY_LIMIT"
 # DuckDB's buffer pool while a load runs (it spills to `<file>.tmp` beyond it). DuckDB's own
 # default is 80% of the machine's RAM, and its cache then grows with the tables merged into:
 # meetric's peak at 30,000 conversations was 533 MB without a limit, 402 MB at 128 MB, against
-# 341 MB at 7,500 (2026-12-02). Only the loader's connections have it, not your queries.
+# 341 MB at 7,500 (2026-12-02). The connections meeting-elt opens have it (its loads, the
+# `meetings` model's refresh), not yours.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
 
 
