@@ -198,9 +198,6 @@ class EntityLedger:
         """Days of the records the vendor is not done with (listings reach back to them)."""
         return sorted(e["day"] for _, e in self.waiting() if e.get("day"))
 
-    def newest_day(self) -> str | None:
-        return max((day for _, e in self.entries() if (day := e.get("day"))), default=None)
-
     # ---------------------------------------------------------------- sweeps
     @property
     def last_sweep_at(self) -> datetime | None:
