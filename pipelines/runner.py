@@ -23,6 +23,7 @@ from sources._common.redaction import redact
 from sources._common.report import RunReport, get_report, new_report
 
 from . import registry
+from .duckdb_loads import duckdb_held_open_while_loading
 
 DEFAULT_DUCKDB_FILE = "meetings.duckdb"
 
@@ -231,7 +232,16 @@ def run_until_done(pipeline: dlt.Pipeline, make_source: Callable[[], Any], **run
     for its back-off; the next scheduled run tries again). Not "fewer records owed": a
     later entity's records appear as owed only once the rounds reach it (meetlog's
     transcripts after its reports), and convo leaves every record owing its keypoints
-    while the rounds fetch all transcripts first."""
+    while the rounds fetch all transcripts first.
+
+    Each load step into a DuckDB file holds one connection to it open
+    (`duckdb_loads.duckdb_held_open_while_loading`): dlt's own connections then do not
+    open and close the file again for each job."""
+    with duckdb_held_open_while_loading(pipeline):
+        return _rounds(pipeline, make_source, run_kwargs)
+
+
+def _rounds(pipeline: dlt.Pipeline, make_source: Callable[[], Any], run_kwargs: dict[str, Any]) -> Loads:
     loads = Loads()
     leftover = None
     if pipeline.has_pending_data:
