@@ -25,6 +25,17 @@ def _report_notes_logged() -> Iterator:
     log_notes(True)
 
 
+@pytest.fixture(autouse=True)
+def _feeds_hand_over_every_batch() -> Iterator:
+    """No source's feed gives up waiting for dlt to hand its batch to every table
+    (`engine.handed_over_one_at_a_time`): a batch held beyond dlt's forks would fail here."""
+    from sources._common import engine
+
+    before = engine.handover_timeouts
+    yield
+    assert engine.handover_timeouts == before, "a feed stopped waiting for its batch to reach its tables"
+
+
 @pytest.fixture
 def start_sim() -> Iterator:
     """`start_sim(SimulatorClass, **kwargs)` starts a simulator and stops it after the test."""
