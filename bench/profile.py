@@ -5,8 +5,8 @@
 
 For each source (default: all five), at its bench module's larger size (`SIZES[-1]`) unless
 `--size` says otherwise: starts the simulator (limits off, as `bench.harness` does), runs one
-full load into a fresh DuckDB file in a child process under py-spy, and prints one Markdown
-table row.
+full load into a fresh DuckDB file in a child process under py-spy (holding the file open
+during the load step, as `run_until_done` does for the CLI), and prints one Markdown table row.
 
 How the split is made: dlt's trace (`pipeline.last_trace`) gives the wall time of each step
 (extract, normalize, load). Extract is split by py-spy's samples of the main thread, idle
@@ -71,7 +71,10 @@ def _child(source: str, config: dict, workdir: str, out_path: str, file_format: 
     started = time.perf_counter()
     src = get(source).source()(**config, http=http, **extra)
     fmt = None if file_format == "default" else (file_format or preferred_file_format(pipeline))
-    pipeline.run(src, loader_file_format=fmt).raise_on_failed_jobs()
+    from pipelines.duckdb_loads import duckdb_held_open_while_loading
+
+    with duckdb_held_open_while_loading(pipeline):  # as `run_until_done` loads, for the CLI and the DAGs
+        pipeline.run(src, loader_file_format=fmt).raise_on_failed_jobs()
     total = time.perf_counter() - started
     cpu = time.process_time() - cpu
     steps = {s.step: (s.finished_at - s.started_at).total_seconds() for s in pipeline.last_trace.steps}
